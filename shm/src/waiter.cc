@@ -40,6 +40,10 @@ std::uint32_t Waiter::announce(WaitWord& w) noexcept {
   // seq_cst RMW: a full barrier, ordered before the caller's re-check of its condition and
   // against the notifier's fence (see the header).
   std::atomic_ref<std::uint32_t>(w.waiters).fetch_add(1, std::memory_order_seq_cst);
+  // Pairs with the fence in notify(): of two seq_cst fences one precedes the other, so either
+  // the notifier's load of `waiters` sees this announcement or the caller's re-check sees the
+  // notifier's change (C++ [atomics.fences]).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   return std::atomic_ref<std::uint32_t>(w.seq).load(std::memory_order_seq_cst);
 }
 

@@ -137,6 +137,8 @@ class SpscRing::Producer {
 
   // Drops everything committed since the last publish (a batch being redone).
   void rollback() noexcept { write_pos_ = published_; }
+  // Drops records committed after `pos` (a write_position() taken earlier, >= published()).
+  void truncate_to(std::uint64_t pos) noexcept { write_pos_ = pos; }
 
   std::uint64_t write_position() const noexcept { return write_pos_; }
   std::uint64_t published() const noexcept { return published_; }

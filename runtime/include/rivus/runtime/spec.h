@@ -1,0 +1,102 @@
+// PipelineSpec: a pipeline as written in YAML, validated.
+//
+// load_spec() parses a spec file with yaml-cpp, checks every key, type and value against the
+// schema in docs/spec.md and the stage registry, fills in defaults, and returns either a
+// complete PipelineSpec or a Status whose message names the file, line and column and what was
+// expected ("quickstart.yaml:7:14: workers must be an integer >= 1, got 0"). Nothing in a
+// PipelineSpec needs checking again. Pure data; safe to copy between threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rivus/runtime/params.h"
+#include "rivus/runtime/stage.h"
+#include "rivus/shm/status.h"
+
+namespace rivus {
+
+using std::chrono::nanoseconds;
+
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based; 0 if unknown
+  int column = 0;  // 1-based
+  std::string to_string() const;  // "file:line:column"
+};
+
+struct BatchSpec {
+  std::uint32_t records = 1024;
+  std::uint64_t bytes = 256 * 1024;
+  nanoseconds linger = std::chrono::milliseconds(5);
+};
+
+struct RetrySpec {
+  std::uint32_t max_retries = 3;  // attempts after the first, for errors and for crashes
+  nanoseconds delay = std::chrono::milliseconds(10);
+  double backoff = 2.0;           // each retry waits delay * backoff^(attempt-1)
+};
+
+struct RestartSpec {
+  std::uint32_t max_restarts = 20;                  // per stage, within `window`
+  nanoseconds window = std::chrono::seconds(10);
+  nanoseconds backoff = std::chrono::milliseconds(0);  // delay before a replacement starts
+};
+
+struct LimitsSpec {
+  std::uint64_t memory = 0;  // bytes of address space per worker (RLIMIT_AS); 0 = none
+  nanoseconds cpu{0};        // CPU time per batch (RLIMIT_CPU, whole seconds); 0 = none
+};
+
+enum class KeyByKind : std::uint8_t {
+  kNone,    // round-robin by batch
+  kRecord,  // hash of the whole record
+  kKey,     // the key hash the upstream stage set on each record
+  kField,   // hash of one field of a delimited record
+};
+
+struct KeyBySpec {
+  KeyByKind kind = KeyByKind::kNone;
+  std::uint32_t field = 0;   // 0-based, for kField
+  char separator = ',';      // for kField
+};
+
+struct StageSpec {
+  std::string name;
+  std::string use;
+  const StageInfo* info = nullptr;  // from the registry
+  Params with;
+  std::uint32_t workers = 1;
+  BatchSpec batch;
+  KeyBySpec key_by;
+  bool ordered = false;
+  nanoseconds timeout{0};  // per batch; 0 = none
+  LimitsSpec limits;
+  RetrySpec retry;
+  RestartSpec restart;
+  SourceLocation location;  // of the stage's entry in the list
+};
+
+struct PipelineSpec {
+  std::string name;
+  std::string file;                       // where it was loaded from
+  std::uint64_t ring_capacity = 1 << 20;  // per ring, bytes (power of two)
+  BatchSpec batch;                        // defaults for every stage
+  RetrySpec retry;
+  RestartSpec restart;
+  std::string dead_letter_path;           // default: <name>.dead-letter.jsonl
+  std::string metrics_listen;             // host:port for /metrics; empty = off
+  std::vector<StageSpec> stages;
+};
+
+// Parses and validates a spec file against `registry`.
+Result<PipelineSpec> load_spec(const std::string& path,
+                               const StageRegistry& registry = StageRegistry::global());
+// Same, from text (`file` names it in messages).
+Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file,
+                                const StageRegistry& registry = StageRegistry::global());
+
+}  // namespace rivus

@@ -1,0 +1,663 @@
+#include "rivus/supervisor/supervisor.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+
+#include "metrics.h"
+#include "planner.h"
+#include "rivus/shm/atomic.h"
+#include "rivus/shm/waiter.h"
+#include "rivus/worker/dead_letter.h"
+#include "rivus/worker/worker.h"
+
+namespace rivus {
+namespace {
+
+using detail::Plan;
+using json = nlohmann::json;
+using shm::load_acquire;
+using shm::load_relaxed;
+using shm::store_relaxed;
+using shm::store_release;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kTick = std::chrono::milliseconds(20);
+
+std::uint64_t vm_bytes() {
+  std::ifstream in("/proc/self/statm");
+  std::uint64_t pages = 0;
+  in >> pages;
+  return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+struct Proc {
+  pid_t pid = 0;
+  bool running = false;
+  bool restart_pending = false;
+  Clock::time_point restart_at{};
+  Clock::time_point died_at{};
+  std::string kill_reason;  // set when the supervisor killed it (timeout)
+};
+
+struct StageRun {
+  std::deque<Clock::time_point> restarts;  // within the restart window
+  bool failed = false;
+};
+
+class Supervisor {
+ public:
+  Supervisor(const PipelineSpec& spec, const RunOptions& options)
+      : spec_(spec), options_(options), plan_(detail::make_plan(spec)) {}
+  RunResult run();
+
+ private:
+  Status setup();
+  void spawn(std::uint32_t slot);
+  [[noreturn]] void child_main(std::uint32_t slot);
+  void reap();
+  void on_exit(std::uint32_t slot, int status);
+  void roll_forward(std::uint32_t slot);
+  bool handle_poison(std::uint32_t slot, int sig, int code, const std::string& reason);
+  void fail_stage(std::uint32_t stage, const std::string& why);
+  void abort_all();
+  void tick();
+  void sample(bool force);
+  void progress(bool final);
+  bool all_done() const;
+  json build_report(const std::string& status, int exit_code);
+  void event(json e);
+  double since_start() const {
+    return std::chrono::duration<double>(Clock::now() - started_).count();
+  }
+
+  const PipelineSpec& spec_;
+  RunOptions options_;
+  Plan plan_;
+  std::optional<shm::Segment> seg_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<Proc> procs_;
+  std::vector<StageRun> stages_;
+  int sigfd_ = -1;
+  int timerfd_ = -1;
+  int interrupts_ = 0;
+  bool aborting_ = false;
+  int failed_stage_ = -1;
+  std::string failure_;
+  Clock::time_point started_{};
+  Clock::time_point last_sample_{};
+  Clock::time_point last_progress_{};
+  json events_ = json::array();
+  json series_ = json::array();
+  pid_t self_ = 0;
+  bool tty_ = false;
+  sigset_t blocked_{};
+};
+
+Status Supervisor::setup() {
+  self_ = getpid();
+  log_ = spdlog::get("supervisor");
+  if (!log_) log_ = spdlog::stderr_color_mt("supervisor");
+  log_->set_pattern("[%H:%M:%S.%e] [%n] [pid %P] %^%l%$: %v");
+  for (const std::string& name : clean_stale_segments(spec_.name)) {
+    log_->info("removed stale segment {} (its supervisor is gone)", name);
+  }
+  auto seg = shm::Segment::create(segment_name(spec_.name, self_), plan_.segment);
+  if (!seg.ok()) return seg.status();
+  seg_.emplace(std::move(seg).value());
+  for (std::uint32_t s = 0; s < spec_.stages.size(); ++s) {
+    const StageSpec& st = spec_.stages[s];
+    shm::StageEntry& e = seg_->stage(s);
+    std::strncpy(e.name, st.name.c_str(), sizeof e.name - 1);
+    std::strncpy(e.use, st.use.c_str(), sizeof e.use - 1);
+    e.kind = static_cast<std::uint32_t>(st.info->role == StageRole::kSource ? shm::StageKind::kSource
+                                        : st.info->role == StageRole::kSink  ? shm::StageKind::kSink
+                                                                             : shm::StageKind::kTransform);
+    e.flags = (st.ordered ? shm::kStageOrdered : 0) |
+              (st.key_by.kind != KeyByKind::kNone ? shm::kStageKeyed : 0);
+    e.first_worker = plan_.first_worker[s];
+    e.worker_count = st.workers;
+    e.params_digest = hash_bytes(st.with.canonical());
+    if (st.use == "range") e.total_hint = static_cast<std::uint64_t>(st.with.get_int("count"));
+    for (std::uint32_t w = 0; w < st.workers; ++w) {
+      shm::WorkerSlot& slot = seg_->worker(plan_.first_worker[s] + w);
+      slot.stage = s;
+      slot.index_in_stage = w;
+    }
+  }
+  procs_.resize(plan_.workers.size());
+  stages_.resize(spec_.stages.size());
+
+  // Signals arrive through a signalfd; blocked before any child exists.
+  sigemptyset(&blocked_);
+  sigaddset(&blocked_, SIGCHLD);
+  sigaddset(&blocked_, SIGINT);
+  sigaddset(&blocked_, SIGTERM);
+  sigprocmask(SIG_BLOCK, &blocked_, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  sigfd_ = signalfd(-1, &blocked_, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd_ < 0) return Status::IoError("signalfd", errno);
+  timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (timerfd_ < 0) return Status::IoError("timerfd_create", errno);
+  itimerspec its{};
+  its.it_interval.tv_nsec = std::chrono::nanoseconds(kTick).count();
+  its.it_value = its.it_interval;
+  timerfd_settime(timerfd_, 0, &its, nullptr);
+  tty_ = options_.progress && !options_.quiet && isatty(2);
+  return Status::Ok();
+}
+
+void Supervisor::spawn(std::uint32_t slot) {
+  shm::WorkerSlot& ws = seg_->worker(slot);
+  Proc& p = procs_[slot];
+  store_release(ws.state, shm::WorkerState::kStarting);
+  const pid_t pid = fork();
+  if (pid == 0) child_main(slot);
+  if (pid < 0) {
+    log_->error("fork failed for worker {}: {}", slot, std::strerror(errno));
+    fail_stage(ws.stage, std::string("cannot fork a worker: ") + std::strerror(errno));
+    return;
+  }
+  p.pid = pid;
+  p.running = true;
+  p.restart_pending = false;
+  p.kill_reason.clear();
+  store_relaxed(ws.pid, pid);
+  store_relaxed(ws.started_mono_ns, shm::monotonic_ns());
+  if (p.died_at != Clock::time_point{}) {
+    const auto lost = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - p.died_at);
+    shm::counter_add(ws.lost_ns, lost.count());
+    p.died_at = {};
+  }
+}
+
+void Supervisor::child_main(std::uint32_t slot) {
+  // In the child: the segment belongs to the supervisor, the signalfd and timer too.
+  seg_->disown();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != self_) _exit(worker::kExitAborted);  // the supervisor died before prctl
+  close(sigfd_);
+  close(timerfd_);
+  signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is the supervisor's to handle (it drains)
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_UNBLOCK, &blocked_, nullptr);
+  const StageSpec& st = *plan_.workers[slot].stage;
+  rlimit core{0, 0};
+  setrlimit(RLIMIT_CORE, &core);
+  if (st.limits.memory > 0) {
+    const rlim_t cap = vm_bytes() + st.limits.memory;
+    rlimit as{cap, cap};
+    setrlimit(RLIMIT_AS, &as);
+  }
+  spdlog::drop_all();
+  int code = worker::kExitFatal;
+  try {
+    code = worker::run_worker(*seg_, plan_.workers[slot]);
+  } catch (const std::bad_alloc&) {
+    code = worker::kExitOutOfMemory;
+  } catch (...) {
+    code = worker::kExitFatal;
+  }
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  _exit(code);
+}
+
+void Supervisor::reap() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (std::uint32_t i = 0; i < procs_.size(); ++i) {
+      if (procs_[i].pid == pid && procs_[i].running) {
+        on_exit(i, status);
+        break;
+      }
+    }
+  }
+}
+
+// Finishes a dead worker's prepared commit: every pending value is an absolute position that
+// only moves forward, so re-applying (as max) is safe however far the worker had got.
+void Supervisor::roll_forward(std::uint32_t slot) {
+  shm::WorkerSlot& ws = seg_->worker(slot);
+  const worker::WorkerPlan& wp = plan_.workers[slot];
+  if (load_acquire(ws.intent_state) == static_cast<std::uint32_t>(shm::IntentState::kPrepared)) {
+    for (std::uint32_t r : wp.outputs) {
+      shm::RingDescriptor& d = seg_->ring_descriptor(r);
+      store_release(d.tail, std::max(load_relaxed(d.tail), load_relaxed(d.pending_tail)));
+      store_release(d.watermark, std::max(load_relaxed(d.watermark), load_relaxed(d.pending_watermark)));
+    }
+    for (std::uint32_t r : wp.inputs) {
+      shm::RingDescriptor& d = seg_->ring_descriptor(r);
+      store_release(d.head, std::max(load_relaxed(d.head), load_relaxed(d.pending_head)));
+    }
+    store_relaxed(ws.position, load_relaxed(ws.pending_position));
+    store_relaxed(ws.intent_epoch, load_relaxed(ws.intent_epoch) + 1);
+    store_release(ws.intent_state, shm::IntentState::kDone);
+    log_->debug("rolled forward the prepared commit of worker {}", slot);
+  }
+  for (std::uint32_t r : wp.outputs) shm::notify(seg_->worker(seg_->ring_descriptor(r).consumer_worker).input_bell);
+  for (std::uint32_t r : wp.inputs) shm::notify(seg_->worker(seg_->ring_descriptor(r).producer_worker).space_bell);
+}
+
+// A worker that died while processing one record alone (careful mode) names that record. When
+// the same record has killed max_retries workers, the supervisor dead-letters it and commits
+// the ring's head past it on the dead worker's behalf. Returns true if it did.
+bool Supervisor::handle_poison(std::uint32_t slot, int sig, int code, const std::string& reason) {
+  shm::WorkerSlot& ws = seg_->worker(slot);
+  const StageSpec& st = *plan_.workers[slot].stage;
+  if (load_acquire(ws.careful) == 0) {
+    // Died in a batch: redo that batch one record at a time.
+    store_relaxed(ws.careful_budget, std::max<std::uint64_t>(load_relaxed(ws.inflight_records), 1));
+    store_relaxed(ws.suspect_attempts, 0u);
+    return false;
+  }
+  const std::uint32_t ring = load_relaxed(ws.current_ring);
+  const std::uint64_t pos = load_relaxed(ws.current_pos);
+  std::uint32_t attempts = 1;
+  if (load_relaxed(ws.suspect_attempts) > 0 && load_relaxed(ws.suspect_ring) == ring &&
+      load_relaxed(ws.suspect_pos) == pos) {
+    attempts = load_relaxed(ws.suspect_attempts) + 1;
+  }
+  store_relaxed(ws.suspect_ring, ring);
+  store_relaxed(ws.suspect_pos, pos);
+  store_relaxed(ws.suspect_attempts, attempts);
+  store_relaxed(ws.careful, 0u);
+  store_relaxed(ws.careful_budget, std::max<std::uint64_t>(load_relaxed(ws.careful_budget), 1));
+  if (attempts < std::max<std::uint32_t>(st.retry.max_retries, 1)) return false;
+  if (ring >= seg_->ring_count()) return false;
+  shm::RingDescriptor& d = seg_->ring_descriptor(ring);
+  const std::uint64_t head = load_acquire(d.head);
+  const std::uint64_t tail = load_acquire(d.tail);
+  if (pos != head || pos >= tail) return false;  // not the next record: leave it to the worker
+  const auto* h = reinterpret_cast<const shm::RecordHeader*>(seg_->base() + d.data_offset +
+                                                             (pos & (d.capacity - 1)));
+  if (shm::framed_size(h->length) > tail - pos) return false;
+  worker::DeadLetter dl;
+  dl.pipeline = spec_.name;
+  dl.stage = st.name;
+  dl.worker = plan_.workers[slot].index_in_stage;
+  dl.seq = h->seq;
+  dl.record = shm::SpscRing::Consumer::bytes(h);
+  dl.reason = reason == "timeout" ? "timeout" : "crash";
+  dl.error = reason;
+  dl.signal = sig;
+  dl.exit_code = code;
+  dl.attempts = attempts;
+  if (Status s = worker::append_dead_letter(spec_.dead_letter_path, dl); !s.ok()) {
+    log_->error("{}", s.message());
+  }
+  store_release(d.head, pos + shm::framed_size(h->length));
+  shm::notify(seg_->worker(d.producer_worker).space_bell);
+  store_relaxed(ws.suspect_attempts, 0u);
+  const std::uint64_t budget = load_relaxed(ws.careful_budget);
+  store_relaxed(ws.careful_budget, budget > 0 ? budget - 1 : 0);
+  shm::counter_add(seg_->header().dead_letters, 1);
+  shm::counter_add(ws.counters.dead_letters, 1);
+  log_->warn("stage {} worker {}: record seq {} killed {} workers ({}); dead-lettered", st.name,
+             dl.worker, dl.seq, attempts, reason);
+  event({{"type", "dead_letter"}, {"stage", st.name}, {"worker", dl.worker}, {"seq", dl.seq},
+         {"reason", dl.reason}, {"error", reason}, {"attempts", attempts}});
+  return true;
+}
+
+void Supervisor::on_exit(std::uint32_t slot, int status) {
+  Proc& p = procs_[slot];
+  shm::WorkerSlot& ws = seg_->worker(slot);
+  const std::uint32_t stage = ws.stage;
+  const StageSpec& st = spec_.stages[stage];
+  p.running = false;
+  const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  store_relaxed(ws.last_signal, sig);
+  store_relaxed(ws.last_exit_code, code);
+  if (code == worker::kExitOk) {
+    store_release(ws.state, shm::WorkerState::kExited);
+    return;
+  }
+  if (aborting_ || code == worker::kExitAborted) {
+    store_release(ws.state, shm::WorkerState::kFailed);
+    return;
+  }
+  roll_forward(slot);
+  const std::string worker_name = st.name + "#" + std::to_string(ws.index_in_stage);
+  if (code == worker::kExitFatal) {
+    const std::string why = std::string(seg_->stage(stage).failure);
+    fail_stage(stage, why.empty() ? "worker " + worker_name + " hit a fatal error" : why);
+    return;
+  }
+  std::string reason;
+  if (!p.kill_reason.empty()) {
+    reason = p.kill_reason;
+  } else if (sig != 0) {
+    reason = "killed by " + detail::signal_name(sig);
+  } else if (code == worker::kExitOutOfMemory) {
+    reason = "out of memory";
+  } else {
+    reason = "exit code " + std::to_string(code);
+  }
+  store_release(ws.state, shm::WorkerState::kCrashed);
+  shm::counter_add(ws.crashes, 1);
+  p.died_at = Clock::now();
+  log_->warn("worker {} (pid {}) {}", worker_name, p.pid, reason);
+  handle_poison(slot, sig, code, p.kill_reason.empty() ? reason : "timeout");
+
+  // Restart intensity: at most max_restarts within the window.
+  StageRun& sr = stages_[stage];
+  const auto now = Clock::now();
+  sr.restarts.push_back(now);
+  while (!sr.restarts.empty() && now - sr.restarts.front() > st.restart.window) sr.restarts.pop_front();
+  event({{"type", "crash"}, {"stage", st.name}, {"worker", ws.index_in_stage}, {"pid", p.pid},
+         {"signal", sig ? json(detail::signal_name(sig)) : json(nullptr)},
+         {"exit_code", code >= 0 ? json(code) : json(nullptr)}, {"reason", reason}});
+  if (sr.restarts.size() > st.restart.max_restarts) {
+    fail_stage(stage, "stage '" + st.name + "' restarted " + std::to_string(sr.restarts.size()) +
+                          " times within " + format_duration(st.restart.window) +
+                          " (restart.max_restarts is " + std::to_string(st.restart.max_restarts) +
+                          "); last: " + reason);
+    return;
+  }
+  const double factor = std::pow(2.0, static_cast<double>(sr.restarts.size() - 1));
+  const auto backoff = std::chrono::nanoseconds(static_cast<std::int64_t>(
+      std::min(static_cast<double>(st.restart.backoff.count()) * factor, 5e9)));
+  p.restart_pending = true;
+  p.restart_at = now + backoff;
+  if (backoff.count() == 0 && !aborting_) {
+    store_relaxed(ws.generation, load_relaxed(ws.generation) + 1);
+    store_relaxed(ws.restarts, load_relaxed(ws.restarts) + 1);
+    shm::counter_add(seg_->stage(stage).restarts, 1);
+    shm::counter_add(seg_->header().total_restarts, 1);
+    spawn(slot);
+  }
+}
+
+void Supervisor::fail_stage(std::uint32_t stage, const std::string& why) {
+  if (failed_stage_ >= 0) return;
+  failed_stage_ = static_cast<int>(stage);
+  failure_ = why;
+  stages_[stage].failed = true;
+  shm::StageEntry& e = seg_->stage(stage);
+  std::strncpy(e.failure, why.c_str(), sizeof e.failure - 1);
+  store_release(e.state, shm::StageState::kFailed);
+  log_->error("{}", why);
+  event({{"type", "stage_failed"}, {"stage", spec_.stages[stage].name}, {"reason", why}});
+  store_release(seg_->header().run_state, shm::RunState::kFailed);
+  abort_all();
+}
+
+void Supervisor::abort_all() {
+  aborting_ = true;
+  for (Proc& p : procs_) {
+    p.restart_pending = false;
+    if (p.running) kill(p.pid, SIGKILL);
+  }
+}
+
+void Supervisor::tick() {
+  const auto now = Clock::now();
+  const std::int64_t mono = shm::monotonic_ns();
+  for (std::uint32_t i = 0; i < procs_.size(); ++i) {
+    Proc& p = procs_[i];
+    shm::WorkerSlot& ws = seg_->worker(i);
+    const StageSpec& st = *plan_.workers[i].stage;
+    if (p.running && st.timeout.count() > 0 && p.kill_reason.empty()) {
+      const std::int64_t started = load_relaxed(ws.batch_started_ns);
+      if (started != 0 && mono - started > st.timeout.count()) {
+        p.kill_reason = "timeout";
+        log_->warn("worker {}#{} exceeded its {} timeout; killing it", st.name, ws.index_in_stage,
+                   format_duration(st.timeout));
+        kill(p.pid, SIGKILL);
+      }
+    }
+    if (p.restart_pending && !aborting_ && now >= p.restart_at) {
+      store_relaxed(ws.generation, load_relaxed(ws.generation) + 1);
+      store_relaxed(ws.restarts, load_relaxed(ws.restarts) + 1);
+      shm::counter_add(seg_->stage(ws.stage).restarts, 1);
+      shm::counter_add(seg_->header().total_restarts, 1);
+      spawn(i);
+    }
+  }
+  sample(false);
+  progress(false);
+}
+
+void Supervisor::sample(bool force) {
+  const auto now = Clock::now();
+  if (!force && now - last_sample_ < std::chrono::seconds(1)) return;
+  last_sample_ = now;
+  const detail::PipelineSnapshot snap = detail::take_snapshot(*seg_);
+  json stages = json::object();
+  for (const auto& s : snap.stages) {
+    stages[s.name] = {{"records_in", s.totals.records_in}, {"records_out", s.totals.records_out},
+                      {"errors", s.totals.errors}, {"restarts", s.restarts}};
+  }
+  series_.push_back({{"t", since_start()}, {"stages", stages}});
+}
+
+void Supervisor::progress(bool final) {
+  if (!tty_) return;
+  const auto now = Clock::now();
+  if (!final && now - last_progress_ < std::chrono::milliseconds(250)) return;
+  last_progress_ = now;
+  const detail::PipelineSnapshot snap = detail::take_snapshot(*seg_);
+  const auto& sink = snap.stages.back();
+  const std::uint64_t done = sink.totals.records_in;
+  const double t = since_start();
+  const double rate = t > 0 ? static_cast<double>(done) / t : 0;
+  const std::uint64_t total = snap.stages.front().total_hint;
+  char line[200];
+  if (total > 0) {
+    const double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total);
+    const double eta = rate > 0 ? static_cast<double>(total - std::min(done, total)) / rate : 0;
+    std::snprintf(line, sizeof line, "\r%s: %llu/%llu records (%.1f%%), %.0f/s, ETA %.0fs   ",
+                  spec_.name.c_str(), static_cast<unsigned long long>(done),
+                  static_cast<unsigned long long>(total), pct, rate, eta);
+  } else {
+    std::snprintf(line, sizeof line, "\r%s: %llu records, %.0f/s   ", spec_.name.c_str(),
+                  static_cast<unsigned long long>(done), rate);
+  }
+  std::fputs(line, stderr);
+  if (final) std::fputs("\n", stderr);
+}
+
+bool Supervisor::all_done() const {
+  for (const Proc& p : procs_) {
+    if (p.running || p.restart_pending) return false;
+  }
+  return true;
+}
+
+void Supervisor::event(json e) {
+  e["t"] = since_start();
+  events_.push_back(std::move(e));
+}
+
+json Supervisor::build_report(const std::string& status, int exit_code) {
+  const detail::PipelineSnapshot snap = detail::take_snapshot(*seg_);
+  const double elapsed = since_start();
+  json stages = json::array();
+  for (std::size_t s = 0; s < snap.stages.size(); ++s) {
+    const auto& st = snap.stages[s];
+    const auto& c = st.totals;
+    std::map<std::string, std::uint64_t> by_signal;
+    json workers = json::array();
+    std::uint64_t crashes = 0, lost_ns = 0;
+    for (const auto& w : st.workers) {
+      const shm::WorkerSlot& slot = seg_->worker(plan_.first_worker[s] + w.index);
+      crashes += w.crashes;
+      lost_ns += load_relaxed(slot.lost_ns);
+      workers.push_back({{"index", w.index}, {"pid", w.pid}, {"restarts", w.restarts},
+                         {"crashes", w.crashes}, {"records_in", w.counters.records_in},
+                         {"records_out", w.counters.records_out}, {"errors", w.counters.errors},
+                         {"busy_s", static_cast<double>(w.counters.busy_ns) / 1e9},
+                         {"state", detail::worker_state_name(w.state)}});
+    }
+    for (const auto& e : events_) {
+      if (e["type"] == "crash" && e["stage"] == st.name) {
+        by_signal[e["signal"].is_null() ? "exit " + e["exit_code"].dump() : e["signal"].get<std::string>()]++;
+      }
+    }
+    json j = {{"name", st.name}, {"use", st.use}, {"workers", st.workers.size()},
+              {"records_in", c.records_in}, {"records_out", c.records_out},
+              {"bytes_in", c.bytes_in}, {"bytes_out", c.bytes_out}, {"batches", c.batches},
+              {"errors", c.errors}, {"retries", c.retries}, {"dead_letters", c.dead_letters},
+              {"restarts", st.restarts}, {"crashes", crashes}, {"crashes_by_cause", by_signal},
+              {"time_lost_s", static_cast<double>(lost_ns) / 1e9},
+              {"busy_s", static_cast<double>(c.busy_ns) / 1e9},
+              {"idle_s", static_cast<double>(c.idle_ns) / 1e9},
+              {"blocked_s", static_cast<double>(c.blocked_ns) / 1e9},
+              {"elapsed_s", elapsed},
+              {"rate_per_s", elapsed > 0 ? static_cast<double>(std::max(c.records_in, c.records_out)) / elapsed : 0},
+              {"state", st.state == static_cast<std::uint32_t>(shm::StageState::kFailed) ? "failed" : "ok"},
+              {"workers_detail", workers}};
+    if (detail::histogram_count(st.latency_ns) > 0) {
+      j["latency_ms"] = {{"p50", detail::histogram_quantile(st.latency_ns, 0.5) / 1e6},
+                         {"p95", detail::histogram_quantile(st.latency_ns, 0.95) / 1e6},
+                         {"p99", detail::histogram_quantile(st.latency_ns, 0.99) / 1e6}};
+    }
+    stages.push_back(std::move(j));
+  }
+  json report = {{"pipeline", spec_.name}, {"spec", spec_.file}, {"status", status},
+                 {"exit_code", exit_code}, {"elapsed_s", elapsed}, {"supervisor_pid", self_},
+                 {"stages", stages},
+                 {"dead_letters", {{"path", spec_.dead_letter_path},
+                                   {"count", [&] {
+                                      std::uint64_t n = 0;
+                                      for (const auto& s : snap.stages) n += s.totals.dead_letters;
+                                      return n;
+                                    }()}}},
+                 {"restarts", snap.total_restarts}, {"events", events_}, {"series", series_}};
+  report["failure"] = failed_stage_ >= 0
+                          ? json{{"stage", spec_.stages[static_cast<std::size_t>(failed_stage_)].name},
+                                 {"reason", failure_}}
+                          : json(nullptr);
+  return report;
+}
+
+RunResult Supervisor::run() {
+  RunResult result;
+  if (Status s = setup(); !s.ok()) {
+    log_ = log_ ? log_ : spdlog::stderr_color_mt("supervisor");
+    log_->error("cannot start pipeline '{}': {}", spec_.name, s.message());
+    result.exit_code = kExitRuntimeFailure;
+    result.report = {{"pipeline", spec_.name}, {"status", "failed"}, {"exit_code", result.exit_code},
+                     {"failure", {{"stage", nullptr}, {"reason", s.message()}}}};
+    return result;
+  }
+  started_ = Clock::now();
+  store_release(seg_->header().run_state, shm::RunState::kRunning);
+  // Fork every worker before this process starts any thread.
+  for (std::uint32_t i = 0; i < procs_.size() && !aborting_; ++i) spawn(i);
+  sample(true);
+
+  while (!all_done()) {
+    pollfd fds[2] = {{sigfd_, POLLIN, 0}, {timerfd_, POLLIN, 0}};
+    if (poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      while (read(sigfd_, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGCHLD) continue;  // reaped below
+        ++interrupts_;
+        if (interrupts_ == 1) {
+          log_->warn("{} received: draining (send it again to stop at once)", detail::signal_name(static_cast<int>(si.ssi_signo)));
+          store_release(seg_->header().run_state, shm::RunState::kDraining);
+          event({{"type", "interrupt"}, {"signal", detail::signal_name(static_cast<int>(si.ssi_signo))}});
+        } else if (!aborting_) {
+          log_->warn("second signal: stopping now");
+          store_release(seg_->header().run_state, shm::RunState::kAborted);
+          event({{"type", "abort"}});
+          abort_all();
+        }
+      }
+      reap();
+    }
+    if (fds[1].revents & POLLIN) {
+      std::uint64_t ticks = 0;
+      (void)!read(timerfd_, &ticks, sizeof ticks);
+      reap();
+      tick();
+    }
+  }
+  sample(true);
+  progress(true);
+  std::string status = "finished";
+  if (failed_stage_ >= 0) {
+    result.exit_code = kExitStageFailed;
+    status = "failed";
+  } else if (aborting_) {
+    result.exit_code = kExitInterrupted;
+    status = "aborted";
+  } else if (interrupts_ > 0) {
+    result.exit_code = kExitInterrupted;
+    status = "interrupted";
+  }
+  if (status == "finished" || status == "interrupted") {
+    store_release(seg_->header().run_state, shm::RunState::kFinished);
+  }
+  store_relaxed(seg_->header().finished_mono_ns, shm::monotonic_ns());
+  store_relaxed(seg_->header().exit_code, result.exit_code);
+  result.report = build_report(status, result.exit_code);
+  seg_->unlink();
+  close(sigfd_);
+  close(timerfd_);
+  sigprocmask(SIG_UNBLOCK, &blocked_, nullptr);
+  return result;
+}
+
+}  // namespace
+
+RunResult run_pipeline(const PipelineSpec& spec, const RunOptions& options) {
+  Supervisor sup(spec, options);
+  RunResult r = sup.run();
+  if (!options.report_path.empty()) {
+    std::ofstream out(options.report_path);
+    out << r.report.dump(2) << "\n";
+    if (!out) {
+      spdlog::error("cannot write report {}", options.report_path);
+      if (r.exit_code == kExitOk) r.exit_code = kExitRuntimeFailure;
+    }
+  }
+  return r;
+}
+
+void print_report_summary(const json& report, std::FILE* out) {
+  std::fprintf(out, "pipeline %s: %s in %.2fs (exit code %d)\n",
+               report.value("pipeline", std::string("?")).c_str(),
+               report.value("status", std::string("?")).c_str(), report.value("elapsed_s", 0.0),
+               report.value("exit_code", 0));
+  if (report.contains("failure") && !report["failure"].is_null()) {
+    std::fprintf(out, "  failure: %s\n", report["failure"].value("reason", std::string()).c_str());
+  }
+  if (!report.contains("stages")) return;
+  std::fprintf(out, "  %-16s %8s %12s %12s %8s %8s %8s %12s\n", "stage", "workers", "in", "out",
+               "errors", "dead", "restarts", "rate/s");
+  for (const auto& s : report["stages"]) {
+    std::fprintf(out, "  %-16s %8llu %12llu %12llu %8llu %8llu %8llu %12.0f\n",
+                 s.value("name", std::string()).c_str(),
+                 static_cast<unsigned long long>(s.value("workers", 0ULL)),
+                 static_cast<unsigned long long>(s.value("records_in", 0ULL)),
+                 static_cast<unsigned long long>(s.value("records_out", 0ULL)),
+                 static_cast<unsigned long long>(s.value("errors", 0ULL)),
+                 static_cast<unsigned long long>(s.value("dead_letters", 0ULL)),
+                 static_cast<unsigned long long>(s.value("restarts", 0ULL)),
+                 s.value("rate_per_s", 0.0));
+  }
+}
+
+}  // namespace rivus

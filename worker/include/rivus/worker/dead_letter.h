@@ -1,0 +1,35 @@
+// Dead letters: records Rivus gave up on, one JSON object per line (docs/fault-tolerance.md).
+//
+// Both workers (records that kept throwing) and the supervisor (records that kept killing
+// their worker) append here. Each entry is written with one write(2) on an O_APPEND file, so
+// lines from different processes never interleave.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "rivus/shm/status.h"
+
+namespace rivus::worker {
+
+struct DeadLetter {
+  std::string pipeline;
+  std::string stage;
+  std::uint32_t worker = 0;
+  std::uint64_t seq = 0;
+  std::string_view record;
+  std::string reason;       // "error", "crash", "timeout", "too-large"
+  std::string error;        // exception text, or a description of the crash
+  int signal = 0;           // signal that killed the worker (crash), else 0
+  int exit_code = -1;       // exit code of the worker (crash without signal), else -1
+  std::uint32_t attempts = 0;
+};
+
+// A JSON string holding arbitrary bytes: each byte becomes one code point U+0000..U+00FF, so
+// decoding the string as Latin-1 gives the exact bytes back.
+std::string json_bytes(std::string_view bytes);
+std::string to_json_line(const DeadLetter& d);
+Status append_dead_letter(const std::string& path, const DeadLetter& d);
+
+}  // namespace rivus::worker
