@@ -59,10 +59,10 @@ constexpr std::chrono::seconds kJoinLimit{5};
 
 // Child exit codes.
 constexpr int kExitOk = 0;
-constexpr int kExitTimeout = 2;     // a wait passed its deadline
-constexpr int kExitException = 3;   // the child's body threw
-constexpr int kExitOrphaned = 4;    // the parent was gone before PR_SET_PDEATHSIG took effect
-constexpr int kExitBadData = 5;     // the echo side saw a record it did not expect
+constexpr int kExitTimeout = 2;    // a wait passed its deadline
+constexpr int kExitException = 3;  // the child's body threw
+constexpr int kExitOrphaned = 4;   // the parent was gone before PR_SET_PDEATHSIG took effect
+constexpr int kExitBadData = 5;    // the echo side saw a record it did not expect
 
 // ---------------------------------------------------------------------------------------------
 // Process plumbing.
@@ -82,8 +82,8 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
 class ControlBlock {
  public:
   ControlBlock() {
-    void* p = mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    void* p =
+        mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) ctl_ = new (p) Control();
   }
   ~ControlBlock() {
@@ -109,10 +109,6 @@ bool spin_until(Ready&& ready, Clock::time_point deadline, GiveUp&& give_up) {
     cpu_relax();
     if ((turn & 4095) == 0 && (Clock::now() >= deadline || give_up())) return ready();
   }
-}
-template <class Ready>
-bool spin_until(Ready&& ready, Clock::time_point deadline) {
-  return spin_until(std::forward<Ready>(ready), deadline, [] { return false; });
 }
 
 // A forked child that is always reaped: the destructor kills (SIGKILL) a child still running.
@@ -241,9 +237,7 @@ class Peer {
     return child_.started();
   }
   // True if the child reported an error or ended: the parent should stop waiting for it.
-  bool gone() {
-    return ctl_->failed.load(std::memory_order_acquire) != 0 || child_.exited();
-  }
+  bool gone() { return ctl_->failed.load(std::memory_order_acquire) != 0 || child_.exited(); }
   std::string describe() {
     gone();
     return child_.describe();
@@ -422,11 +416,19 @@ void BM_SpscRing_Throughput(benchmark::State& state) { ring_throughput(state, tr
 void BM_SpscRing_ThroughputUnbatched(benchmark::State& state) { ring_throughput(state, false); }
 
 BENCHMARK(BM_SpscRing_Throughput)
-    ->Arg(8)->Arg(64)->Arg(1024)->Arg(16384)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Arg(8)
+    ->Arg(64)
+    ->Arg(1024)
+    ->Arg(16384)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SpscRing_ThroughputUnbatched)
-    ->Arg(8)->Arg(64)->Arg(1024)->Arg(16384)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Arg(8)
+    ->Arg(64)
+    ->Arg(1024)
+    ->Arg(16384)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------------------------
 // SPSC ring ping-pong: one 8-byte record to the child on ring 0, which echoes it on ring 1; the
@@ -442,8 +444,8 @@ int echo_records(Segment& seg, Control& ctl) {
   const auto stopping = [&] { return ctl.stop.load(std::memory_order_relaxed) != 0; };
   for (;;) {
     // The parent may sit between benchmark runs' iterations for a while; kWaitLimit bounds it.
-    if (!in.refresh() && !spin_until([&] { return in.refresh(); }, Clock::now() + kWaitLimit,
-                                     stopping)) {
+    if (!in.refresh() &&
+        !spin_until([&] { return in.refresh(); }, Clock::now() + kWaitLimit, stopping)) {
       return stopping() ? kExitOk : child_fail(ctl, kExitTimeout);
     }
     const auto deadline = Clock::now() + kWaitLimit;
@@ -539,8 +541,8 @@ struct WordPair {
 class SharedWords {
  public:
   SharedWords() {
-    void* p = mmap(nullptr, sizeof(WordPair), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    void* p =
+        mmap(nullptr, sizeof(WordPair), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) words_ = new (p) WordPair();
   }
   ~SharedWords() {
@@ -570,8 +572,8 @@ std::string word_ping_pong(WordPair& w, Peer& peer, std::uint64_t count, std::ui
   for (const std::uint64_t end = seq + count; seq < end;) {
     ++seq;
     w.ping.value.store(seq, std::memory_order_release);
-    if (!spin_until([&] { return w.pong.value.load(std::memory_order_acquire) == seq; },
-                    deadline, [&] { return peer.gone(); })) {
+    if (!spin_until([&] { return w.pong.value.load(std::memory_order_acquire) == seq; }, deadline,
+                    [&] { return peer.gone(); })) {
       return gave_up("no echo", deadline, peer);
     }
   }
@@ -632,8 +634,8 @@ boost::posix_time::ptime realtime_in(boost::posix_time::time_duration d) {
   return boost::posix_time::microsec_clock::universal_time() + d;
 }
 template <class TimedOp, class GiveUp>
-bool mq_wait(TimedOp&& op, boost::posix_time::ptime& realtime_deadline,
-             Clock::time_point deadline, GiveUp&& give_up) {
+bool mq_wait(TimedOp&& op, boost::posix_time::ptime& realtime_deadline, Clock::time_point deadline,
+             GiveUp&& give_up) {
   while (!op(realtime_deadline)) {
     if (Clock::now() >= deadline || give_up()) return false;
     realtime_deadline = realtime_in(boost::posix_time::milliseconds(100));
@@ -661,8 +663,8 @@ int mq_send(const std::string& name, Control& ctl, std::uint32_t size) {
   }
 }
 
-std::string mq_receive(bip::message_queue& mq, Peer& peer, std::uint64_t count,
-                       std::uint32_t size, std::uint64_t& next_seq) {
+std::string mq_receive(bip::message_queue& mq, Peer& peer, std::uint64_t count, std::uint32_t size,
+                       std::uint64_t& next_seq) {
   std::vector<char> msg(size);
   const auto deadline = Clock::now() + kWaitLimit;
   auto realtime_deadline = realtime_in(boost::posix_time::seconds(kWaitLimit.count()));
@@ -759,8 +761,8 @@ std::string pipe_read(int fd, Peer& peer, std::uint64_t count, std::uint32_t siz
     const ssize_t n = read(fd, buf.data() + held, buf.size() - held);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0 || peer.gone()) return gave_up("no data", deadline, peer);
       pollfd p{fd, POLLIN, 0};
       poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 100)));

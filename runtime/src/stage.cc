@@ -1,7 +1,6 @@
 #include "rivus/runtime/stage.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <mutex>
 
 namespace rivus {
@@ -61,8 +60,8 @@ Registrar::Registrar(StageInfo info) {
   // and the stage stays unregistered (so a spec naming it fails validation with exit code 2).
   const std::string name = info.name;
   if (Status s = StageRegistry::global().add(std::move(info)); !s.ok()) {
-    std::fprintf(stderr, "rivus: cannot register stage '%s': %s\n", name.c_str(),
-                 s.message().c_str());
+    StageRegistry::global().note_registration_error("cannot register stage '" + name +
+                                                    "': " + s.message());
   }
 }
 }  // namespace detail

@@ -2,53 +2,71 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <iostream>
 
-#include "metrics.h"
+#include "cli_commands.h"
 #include "rivus/runtime/spec.h"
+#include "rivus/shm/segment.h"
+#include "rivus/supervisor/plugin.h"
 #include "rivus/supervisor/supervisor.h"
 
 namespace rivus {
+namespace detail {
 namespace {
+
+int fail(const Status& s, int code) {
+  std::fprintf(stderr, "rivus: %s\n", s.message().c_str());
+  return code;
+}
+
+// Loads --plugin libraries and reports any stage registration that failed; 0 if all is well.
+int prepare_registry(const std::vector<std::string>& plugins) {
+  if (Status s = load_plugins(plugins); !s.ok()) return fail(s, kExitUsage);
+  const auto& errors = StageRegistry::global().registration_errors();
+  if (!errors.empty()) return fail(Status::InvalidArgument(errors.front()), kExitUsage);
+  return kExitOk;
+}
 
 void print_stages() {
   for (const StageInfo* s : StageRegistry::global().list()) {
     std::printf("%s (%s)%s\n  %s\n", s->name.c_str(), stage_role_name(s->role),
                 s->max_workers == 1 ? ", 1 worker" : "", s->summary.c_str());
     for (const ParamInfo& p : s->params) {
-      std::printf("    %-10s %-8s %s%s%s\n", p.name.c_str(), param_type_name(p.type), p.doc.c_str(),
-                  p.required ? " (required)" : "",
-                  (!p.required && !p.default_value.empty()) ? (" [default " + p.default_value + "]").c_str() : "");
+      std::string extra;
+      if (p.required) extra = " (required)";
+      else if (!p.default_value.empty()) extra = " [default " + p.default_value + "]";
+      std::printf("    %-10s %-9s %s%s\n", p.name.c_str(), param_type_name(p.type), p.doc.c_str(),
+                  extra.c_str());
     }
   }
 }
 
-int cmd_validate(const std::string& path) {
-  auto spec = load_spec(path);
-  if (!spec.ok()) {
-    std::fprintf(stderr, "rivus: %s\n", spec.status().message().c_str());
-    return spec.status().code() == StatusCode::kNotFound ? kExitUsage : kExitUsage;
-  }
-  std::printf("%s: pipeline '%s' is valid (%zu stages, %u workers)\n", path.c_str(),
-              spec->name.c_str(), spec->stages.size(), [&] {
-                unsigned n = 0;
-                for (const auto& s : spec->stages) n += s.workers;
-                return n;
-              }());
+struct RunArgs {
+  std::string spec;
+  std::string report;
+  bool quiet = false;
+  std::vector<std::string> plugins;
+};
+
+int cmd_validate(const RunArgs& a) {
+  if (int rc = prepare_registry(a.plugins); rc != kExitOk) return rc;
+  auto spec = load_spec(a.spec);
+  if (!spec.ok()) return fail(spec.status(), kExitUsage);
+  unsigned workers = 0;
+  for (const auto& s : spec->stages) workers += s.workers;
+  std::printf("%s: pipeline '%s' is valid (%zu stages, %u workers)\n", a.spec.c_str(),
+              spec->name.c_str(), spec->stages.size(), workers);
   return kExitOk;
 }
 
-int cmd_run(const std::string& path, const std::string& report, bool quiet) {
-  auto spec = load_spec(path);
-  if (!spec.ok()) {
-    std::fprintf(stderr, "rivus: %s\n", spec.status().message().c_str());
-    return kExitUsage;
-  }
+int cmd_run(const RunArgs& a) {
+  if (int rc = prepare_registry(a.plugins); rc != kExitOk) return rc;
+  auto spec = load_spec(a.spec);
+  if (!spec.ok()) return fail(spec.status(), kExitUsage);
   RunOptions options;
-  options.report_path = report;
-  options.quiet = quiet;
+  options.report_path = a.report;
+  options.quiet = a.quiet;
   RunResult r = run_pipeline(spec.value(), options);
-  if (!quiet) print_report_summary(r.report, stderr);
+  if (!a.quiet) print_report_summary(r.report, stderr);
   return r.exit_code;
 }
 
@@ -68,44 +86,52 @@ int cmd_clean() {
 
 }  // namespace
 
+void add_run_commands(CLI::App& app, int& rc) {
+  static RunArgs run_args, validate_args, stages_args;
+  auto* run = app.add_subcommand("run", "run a pipeline spec");
+  run->add_option("spec", run_args.spec, "pipeline spec (YAML)")->required();
+  run->add_option("--report", run_args.report, "write the JSON report to this file");
+  run->add_flag("--quiet,-q", run_args.quiet, "no progress line and no summary");
+  run->add_option("--plugin", run_args.plugins, "load stages from a shared library (repeatable)");
+  run->callback([&rc] { rc = cmd_run(run_args); });
+
+  auto* validate = app.add_subcommand("validate", "check a pipeline spec without running it");
+  validate->add_option("spec", validate_args.spec, "pipeline spec (YAML)")->required();
+  validate->add_option("--plugin", validate_args.plugins, "load stages from a shared library");
+  validate->callback([&rc] { rc = cmd_validate(validate_args); });
+
+  auto* stages = app.add_subcommand("stages", "list the stages a spec can use, with parameters");
+  stages->add_option("--plugin", stages_args.plugins, "load stages from a shared library");
+  stages->callback([&rc] {
+    rc = prepare_registry(stages_args.plugins);
+    if (rc == kExitOk) print_stages();
+  });
+
+  auto* clean = app.add_subcommand("clean", "remove segments whose supervisor is dead");
+  clean->callback([&rc] { rc = cmd_clean(); });
+}
+
+}  // namespace detail
+
 int cli_main(int argc, char** argv) {
   CLI::App app{"rivus: multi-process shared-memory pipelines"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "rivus 0.1.0");
-
-  std::string spec_path, report_path;
-  bool quiet = false;
-  auto* run = app.add_subcommand("run", "run a pipeline spec");
-  run->add_option("spec", spec_path, "pipeline spec (YAML)")->required();
-  run->add_option("--report", report_path, "write the JSON report to this file");
-  run->add_flag("--quiet,-q", quiet, "no progress line and no summary");
-
-  std::string validate_path;
-  auto* validate = app.add_subcommand("validate", "check a pipeline spec without running it");
-  validate->add_option("spec", validate_path, "pipeline spec (YAML)")->required();
-
-  auto* stages = app.add_subcommand("stages", "list the stages a spec can use, with parameters");
-  auto* clean = app.add_subcommand("clean", "remove segments whose supervisor is dead");
-
+  app.footer("Exit codes: 0 ok, 1 runtime failure, 2 bad spec or usage, 3 stage failed,\n"
+             "4 not found, 5 corrupt or incompatible segment, 130 interrupted. See docs/cli.md.");
+  int rc = kExitOk;
+  detail::add_run_commands(app, rc);
+  detail::add_inspect_commands(app, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
-  }
-  try {
-    if (*run) return cmd_run(spec_path, report_path, quiet);
-    if (*validate) return cmd_validate(validate_path);
-    if (*stages) {
-      print_stages();
-      return kExitOk;
-    }
-    if (*clean) return cmd_clean();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rivus: internal error: %s\n", e.what());
     return kExitRuntimeFailure;
   }
-  return kExitUsage;
+  return rc;
 }
 
 }  // namespace rivus

@@ -97,9 +97,14 @@ class StageRegistry {
   Status add(StageInfo info);
   const StageInfo* find(const std::string& name) const;
   std::vector<const StageInfo*> list() const;  // sorted by role, then name
+  // Registrations that failed at static-initialisation time (RIVUS_REGISTER_STAGE), in order;
+  // the CLI reports them. Each names the stage and why.
+  const std::vector<std::string>& registration_errors() const { return errors_; }
+  void note_registration_error(std::string e) { errors_.push_back(std::move(e)); }
 
  private:
   std::vector<std::unique_ptr<StageInfo>> stages_;
+  std::vector<std::string> errors_;
 };
 
 // Registers the built-in stages into `r` (idempotent for the global registry).
