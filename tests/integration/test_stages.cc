@@ -64,7 +64,7 @@ class ChaosStage final : public Stage {
       if (has(alloc_, rec)) {
         std::vector<std::vector<char>> hog;
         for (;;) {
-          hog.emplace_back(64 << 20);
+          hog.emplace_back(16 << 20);
           std::memset(hog.back().data(), 1, hog.back().size());
         }
       }
