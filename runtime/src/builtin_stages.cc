@@ -348,6 +348,7 @@ void register_builtin_stages(StageRegistry& r) {
       .summary = "drops every record (for benchmarks and tests)",
       .make_stage = [] { return std::make_unique<DiscardSink>(); }});
   register_exec_stage(r);
+  register_stream_stages(r);
 }
 
 }  // namespace rivus

@@ -7,6 +7,7 @@
 // into a status, as is anything a stage's check() throws.
 #include "rivus/runtime/spec.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -18,6 +19,8 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -231,6 +234,57 @@ const char* role_article(StageRole r) {
       return "a sink";
   }
   return "?";
+}
+
+// Where each YAML document of a text starts. Given a ',' where a document should start (first in
+// the file, or after a top-level list), yaml-cpp 0.7's parser reports an empty document without
+// consuming the token: YAML::LoadAll() then loops forever and YAML::Load() silently drops the rest
+// of the file. Walking the documents here first, a document that starts exactly where the previous
+// one did is such a token, and is reported as a syntax error instead.
+class DocumentStart : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { mark_ = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  const YAML::Mark& mark() const { return mark_; }
+
+ private:
+  YAML::Mark mark_;
+};
+
+struct DocumentScan {
+  int documents = 0;                // counted up to 3; a spec may have one
+  YAML::Mark second;                // where the second document starts
+  std::optional<YAML::Mark> stray;  // a token yaml-cpp cannot get past
+};
+
+// Throws what yaml-cpp throws on bad syntax.
+DocumentScan scan_documents(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentScan scan;
+  int previous = -1;
+  // Three documents at most: two to count, one more to see whether the second was a stall.
+  for (int i = 0; i < 3; ++i) {
+    DocumentStart handler;
+    if (!parser.HandleNextDocument(handler)) break;
+    if (handler.mark().pos == previous) {
+      scan.stray = handler.mark();
+      break;
+    }
+    previous = handler.mark().pos;
+    if (++scan.documents == 2) scan.second = handler.mark();
+  }
+  return scan;
 }
 
 class SpecParser {
@@ -534,15 +588,24 @@ Status SpecParser::read_restart(const Fields& level, const std::string& stage,
 
 Status SpecParser::parse(const std::string& text, PipelineSpec* spec) {
   spec->file = file_;
-  const std::vector<Node> docs = YAML::LoadAll(text);
-  if (docs.empty() || docs[0].IsNull()) {
+  const DocumentScan scan = scan_documents(text);
+  if (scan.stray) {
+    const auto pos = static_cast<std::size_t>(scan.stray->pos);
+    const std::string what = pos < text.size() ? "'" + text.substr(pos, 1) + "'" : "end of input";
+    SourceLocation loc{file_, scan.stray->line + 1, scan.stray->column + 1};
+    return Status::InvalidArgument(loc.to_string() + ": invalid YAML: unexpected " + what +
+                                   "; expected valid YAML");
+  }
+  if (scan.documents > 1) {
+    SourceLocation loc{file_, scan.second.line + 1, scan.second.column + 1};
+    return Status::InvalidArgument(loc.to_string() +
+                                   ": a second YAML document; expected one document per spec");
+  }
+  const Node root = scan.documents == 0 ? Node() : YAML::Load(text);
+  if (root.IsNull()) {
     return Status::InvalidArgument(file_ + ":1:1: the spec is empty; expected a mapping with at " +
                                    "least name and stages");
   }
-  if (docs.size() > 1) {
-    return error(docs[1], "a second YAML document (after '---'); expected one document per spec");
-  }
-  const Node& root = docs[0];
   if (!root.IsMap()) {
     return error(root, "the spec is " + describe(root) +
                            "; expected a mapping with at least name and stages");

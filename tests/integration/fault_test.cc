@@ -55,6 +55,7 @@ TEST(ChaosTest, RandomKillsLoseAndDuplicateNothing) {
   const std::uint64_t n = 300000;
   const std::string spec = dir.write("p.yaml",
       "name: chaos\n"
+      "dead_letter: {path: " + dir.file("dead.jsonl") + "}\n"
       "ring: {capacity: 64KiB}\n"
       "batch: {records: 128, linger: 1ms}\n"
       "restart: {max_restarts: 100000, window: 1s}\n"
@@ -100,7 +101,8 @@ TEST(ChaosTest, RandomKillsLoseAndDuplicateNothing) {
     if (s["restarts"].get<int>() > 0) restarted.insert(s["name"]);
   }
   EXPECT_EQ(restarted.size(), 4u) << "every stage, source and sink included, should be hit";
-  EXPECT_FALSE(std::filesystem::exists(dir.file("chaos.dead-letter.jsonl")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("dead.jsonl")))
+      << "SIGKILLs from outside must never dead-letter a record:\n" << read_file(dir.file("dead.jsonl"));
 }
 
 TEST(PoisonTest, BadRecordsGoToDeadLettersWithTheirReason) {

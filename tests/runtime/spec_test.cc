@@ -461,6 +461,18 @@ TEST_F(SpecTest, YamlSyntaxErrorNamesTheLine) {
                  "p.yaml:", "invalid YAML");
 }
 
+// yaml-cpp 0.7 stops without consuming a ',' where a document should start: YAML::LoadAll()
+// looped forever on a spec starting with one, and YAML::Load() read the spec as empty.
+TEST_F(SpecTest, StrayTokenWhereADocumentStartsIsASyntaxErrorNotAHang) {
+  expect_invalid("," + three_stages(), "p.yaml:1:1:", "invalid YAML: unexpected ','");
+  expect_invalid("- a\n,\n", "p.yaml:2:1:", "invalid YAML: unexpected ','");
+}
+
+TEST_F(SpecTest, SecondYamlDocumentIsAnError) {
+  expect_invalid(three_stages() + "---\nname: q\n",
+                 "p.yaml:10:1:", "a second YAML document; expected one document per spec");
+}
+
 TEST_F(SpecTest, EmptyFileIsAnError) {
   expect_invalid("", "p.yaml:1:1:", "the spec is empty; expected a mapping");
   expect_invalid("# only a comment\n", "p.yaml:1:1:", "the spec is empty");

@@ -42,17 +42,6 @@ void histogram_add(shm::Log2Histogram& h, std::uint64_t v) {
   counter_add(h.buckets[b], 1);
 }
 
-std::uint64_t field_hash(std::string_view data, const KeyBySpec& k) {
-  std::size_t start = 0;
-  for (std::uint32_t f = 0; f < k.field; ++f) {
-    const auto at = data.find(k.separator, start);
-    if (at == std::string_view::npos) return hash_bytes({});  // missing field: empty key
-    start = at + 1;
-  }
-  const auto end = data.find(k.separator, start);
-  return hash_bytes(data.substr(start, end == std::string_view::npos ? data.npos : end - start));
-}
-
 class WorkerLoop;
 
 class OutputEmitter final : public Emitter {
@@ -107,6 +96,10 @@ class WorkerLoop {
   void commit(bool final);
   std::uint64_t input_watermark();
   bool uncommitted() const;
+  bool outputs_pending() const;
+  bool stateful() const { return ctx_.state_capacity > 0; }
+  void restore_committed_state();
+  Clock::time_point run_timer();
   void choose_output_for_batch();
   void write_output(const Record& r);
   void wait_for_space(SpscRing::Producer& p, std::uint64_t need);
@@ -174,6 +167,8 @@ Status WorkerLoop::open() {
   ctx_.params = &spec_.with;
   ctx_.logger = log_.get();
   ctx_.max_record = max_record_;
+  ctx_.key_by = spec_.key_by;
+  if (spec_.info->state_bytes) ctx_.state_capacity = seg_.state_bytes_per_worker();
   if (!out_.empty()) {
     const std::uint64_t w = load_relaxed(out_[0].descriptor()->watermark);
     next_seq_ = w == shm::kEndOfStream ? 0 : w;
@@ -187,7 +182,14 @@ Status WorkerLoop::open() {
     return source_->open(ctx_);
   }
   stage_ = spec_.info->make_stage();
-  return stage_->open(ctx_);
+  if (Status s = stage_->open(ctx_); !s.ok()) return s;
+  // A replacement picks up the state its predecessor committed with its last batch.
+  const std::uint64_t state_bytes = load_relaxed(slot_.state_bytes);
+  if (ctx_.state_capacity > 0 && state_bytes > 0 && state_bytes <= ctx_.state_capacity) {
+    const std::byte* page = seg_.state_page(plan_.slot, load_relaxed(slot_.state_page) & 1u);
+    stage_->restore_state(std::span<const std::byte>(page, state_bytes));
+  }
+  return Status::Ok();
 }
 
 int WorkerLoop::run() {
@@ -241,16 +243,43 @@ int WorkerLoop::run_source() {
 
 // ---- transforms and sinks ------------------------------------------------------------------
 
+bool WorkerLoop::outputs_pending() const {
+  for (const auto& p : out_) {
+    if (p.unpublished_bytes() > 0) return true;
+  }
+  return false;
+}
+
+// Runs the stage's timer if it is due; returns the steady-clock time of the next one.
+Clock::time_point WorkerLoop::run_timer() {
+  const std::int64_t due = stage_->next_deadline_ns();
+  if (due == 0) return Clock::time_point::max();
+  const std::int64_t now = shm::realtime_ns();
+  if (now >= due) {
+    const auto t0 = Clock::now();
+    stage_->on_time(now, emitter_);
+    counter_add(slot_.counters.busy_ns,
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+    if (outputs_pending()) commit(false);
+    const std::int64_t next = stage_->next_deadline_ns();
+    if (next == 0) return Clock::time_point::max();
+    return Clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(0, next - shm::realtime_ns()));
+  }
+  return Clock::now() + std::chrono::nanoseconds(due - now);
+}
+
 int WorkerLoop::run_stage() {
   for (;;) {
     heartbeat();
     if (aborted()) return kExitAborted;
+    const Clock::time_point timer = run_timer();
     const std::size_t max = careful_ ? 1 : spec_.batch.records;
     const std::size_t n = gather(max);
     if (n > 0) {
       if (!uncommitted()) first_uncommitted_ = Clock::now();
       process_gathered();
-      const bool due = careful_ || uncommitted_records_ >= spec_.batch.records ||
+      // A stateful stage commits every batch: its state on the page must match its inputs.
+      const bool due = careful_ || stateful() || uncommitted_records_ >= spec_.batch.records ||
                        uncommitted_bytes_ >= spec_.batch.bytes ||
                        Clock::now() - first_uncommitted_ >= spec_.batch.linger;
       if (due) commit(false);
@@ -259,19 +288,19 @@ int WorkerLoop::run_stage() {
     const bool all_ended =
         std::all_of(in_.begin(), in_.end(), [](const SpscRing::Consumer& c) { return c.at_end(); });
     if (all_ended) break;
-    if (uncommitted()) {
-      if (Clock::now() - first_uncommitted_ >= spec_.batch.linger) {
+    if (uncommitted() || outputs_pending()) {
+      if (!uncommitted() || Clock::now() - first_uncommitted_ >= spec_.batch.linger) {
         commit(false);
         continue;
       }
-      wait_for_input(first_uncommitted_ + spec_.batch.linger);
+      wait_for_input(std::min(timer, first_uncommitted_ + spec_.batch.linger));
       continue;
     }
     if (plan_.publish_watermarks && input_watermark() > last_watermark_) {
       commit(false);  // nothing to send, but consumers merging by seq need the new watermark
       continue;
     }
-    wait_for_input(Clock::now() + std::chrono::milliseconds(100));
+    wait_for_input(std::min(timer, Clock::now() + std::chrono::milliseconds(100)));
   }
   store_release(slot_.state, shm::WorkerState::kDraining);
   stage_->finish(emitter_);
@@ -371,8 +400,10 @@ void WorkerLoop::process_gathered() {
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception&) {
-      // Find the records that fail: undo this batch's outputs and redo it record by record.
+      // Find the records that fail: undo this batch's outputs (and state) and redo it record
+      // by record.
       for (std::size_t j = 0; j < out_.size(); ++j) out_[j].truncate_to(marks_[j]);
+      restore_committed_state();
       process_one_by_one(0);
     }
   }
@@ -383,7 +414,7 @@ void WorkerLoop::process_gathered() {
 
 void WorkerLoop::run_stage_call(std::size_t first, std::size_t count) {
   const auto t0 = Clock::now();
-  store_relaxed(slot_.inflight_records, count);
+  store_relaxed(slot_.inflight_records, uncommitted_records_ + count);
   store_relaxed(slot_.batch_started_ns, shm::monotonic_ns());
   apply_cpu_limit();
   struct Done {
@@ -432,6 +463,7 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
         throw;
       } catch (const std::exception& e) {
         for (std::size_t j = 0; j < out_.size(); ++j) out_[j].truncate_to(marks_[j]);
+        restore_committed_state();
         counter_add(slot_.counters.errors, 1);
         if (attempt < retry.max_retries) {
           counter_add(slot_.counters.retries, 1);
@@ -447,6 +479,7 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
       }
     }
     processed_[where_[i].input] = where_[i].end;
+    if (stateful() && !careful_) commit(false);  // keeps the committed state one record behind
     if (careful_) {
       commit(false);
       careful_budget_ = careful_budget_ > 0 ? careful_budget_ - 1 : 0;
@@ -480,6 +513,14 @@ void WorkerLoop::write_dead_letter(const Record& r, const std::string& reason,
 
 bool WorkerLoop::uncommitted() const { return uncommitted_records_ > 0; }
 
+// Puts a stateful stage back to its last committed state (after a failed stage call).
+void WorkerLoop::restore_committed_state() {
+  if (!stateful()) return;
+  const std::uint64_t n = load_relaxed(slot_.state_bytes);
+  const std::byte* page = seg_.state_page(plan_.slot, load_relaxed(slot_.state_page) & 1u);
+  stage_->restore_state(std::span<const std::byte>(page, n <= ctx_.state_capacity ? n : 0));
+}
+
 std::uint64_t WorkerLoop::input_watermark() {
   std::uint64_t w = shm::kEndOfStream;
   for (std::size_t i = 0; i < in_.size(); ++i) {
@@ -495,6 +536,7 @@ std::uint64_t WorkerLoop::input_watermark() {
     if (const RecordHeader* h = c.peek()) wi = std::min(wi, h->seq);
     w = std::min(w, wi);
   }
+  if (stage_) w = std::min(w, stage_->held_seq());
   return w;
 }
 
@@ -519,6 +561,17 @@ void WorkerLoop::commit(bool final) {
     store_relaxed(in_[i].descriptor()->pending_head, processed_[i]);
   }
   store_relaxed(slot_.pending_position, position);
+  if (ctx_.state_capacity > 0 && stage_) {
+    // Double buffering: write the page the committed state is not in.
+    const std::uint32_t page = (load_relaxed(slot_.state_page) & 1u) ^ 1u;
+    const std::size_t n = stage_->save_state(
+        std::span<std::byte>(seg_.state_page(plan_.slot, page), ctx_.state_capacity));
+    store_relaxed(slot_.pending_state_page, page);
+    store_relaxed(slot_.pending_state_bytes, n);
+  } else {
+    store_relaxed(slot_.pending_state_page, load_relaxed(slot_.state_page));
+    store_relaxed(slot_.pending_state_bytes, load_relaxed(slot_.state_bytes));
+  }
   store_release(slot_.intent_state, shm::IntentState::kPrepared);
 
   bool released_any = false;
@@ -537,6 +590,8 @@ void WorkerLoop::commit(bool final) {
     }
   }
   store_relaxed(slot_.position, position);
+  store_relaxed(slot_.state_page, load_relaxed(slot_.pending_state_page));
+  store_relaxed(slot_.state_bytes, load_relaxed(slot_.pending_state_bytes));
   store_relaxed(slot_.intent_epoch, load_relaxed(slot_.intent_epoch) + 1);
   store_release(slot_.intent_state, shm::IntentState::kDone);
   last_watermark_ = w;
@@ -568,14 +623,14 @@ void WorkerLoop::write_output(const Record& rec) {
   if (out_.empty()) return;  // a sink's emitter goes nowhere
   Record r = rec;
   if (is_source()) {
-    r.seq = next_seq_++;
+    r.seq = next_seq_;  // counted once the record is in the ring (a commit may come first)
     if (r.time_ns == 0) r.time_ns = batch_now_;
   }
   std::size_t j = current_out_;
   switch (plan_.route.kind) {
     case KeyByKind::kNone: break;
     case KeyByKind::kRecord: r.key = hash_bytes(r.data); j = r.key % out_.size(); break;
-    case KeyByKind::kField: r.key = field_hash(r.data, plan_.route); j = r.key % out_.size(); break;
+    case KeyByKind::kField: r.key = hash_bytes(plan_.route.extract(r.data)); j = r.key % out_.size(); break;
     case KeyByKind::kKey: j = r.key % out_.size(); break;
   }
   SpscRing::Producer& p = out_[j];
@@ -590,18 +645,30 @@ void WorkerLoop::write_output(const Record& rec) {
     if (res == ReserveResult::kOk) {
       if (len) std::memcpy(SpscRing::Producer::payload(h), r.data.data(), len);
       p.commit(h, len);
+      if (is_source()) ++next_seq_;
       counter_add(slot_.counters.records_out, 1);
       counter_add(slot_.counters.bytes_out, len);
       return;
     }
     const std::uint64_t need = 2 * shm::framed_size(len);
-    if (p.unpublished_bytes() + need > p.descriptor()->capacity) throw OutputOverflow{};
+    if (p.unpublished_bytes() + need > p.descriptor()->capacity) {
+      // A source may commit between any two records (its position counts only the records
+      // emitted before this one), so it publishes what it has and goes on.
+      if (is_source()) {
+        commit(false);
+        continue;
+      }
+      throw OutputOverflow{};
+    }
     wait_for_space(p, need);
   }
 }
 
 void WorkerLoop::wait_for_space(SpscRing::Producer& p, std::uint64_t need) {
   const auto t0 = Clock::now();
+  // Time blocked on a full ring is not the stage's: hide it from the hang detector.
+  const std::int64_t started = load_relaxed(slot_.batch_started_ns);
+  store_relaxed(slot_.batch_started_ns, 0);
   shm::WorkerSlot& consumer = seg_.worker(p.descriptor()->consumer_worker);
   for (;;) {
     shm::notify(consumer.input_bell);
@@ -612,8 +679,9 @@ void WorkerLoop::wait_for_space(SpscRing::Producer& p, std::uint64_t need) {
     heartbeat();
     if (aborted()) throw Aborted{};
   }
-  counter_add(slot_.counters.blocked_ns,
-              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  const auto blocked = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+  counter_add(slot_.counters.blocked_ns, blocked.count());
+  if (started != 0) store_relaxed(slot_.batch_started_ns, started + blocked.count());
 }
 
 void WorkerLoop::wait_for_input(Clock::time_point deadline) {

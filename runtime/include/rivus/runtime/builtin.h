@@ -13,5 +13,6 @@ std::uint64_t fnv1a64_u64(std::uint64_t x) noexcept;
 std::uint64_t fnv_work(std::uint64_t i, std::uint64_t rounds) noexcept;
 
 void register_exec_stage(StageRegistry& r);
+void register_stream_stages(StageRegistry& r);
 
 }  // namespace rivus

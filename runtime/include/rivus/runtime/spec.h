@@ -51,19 +51,6 @@ struct LimitsSpec {
   nanoseconds cpu{0};        // CPU time per batch (RLIMIT_CPU, whole seconds); 0 = none
 };
 
-enum class KeyByKind : std::uint8_t {
-  kNone,    // round-robin by batch
-  kRecord,  // hash of the whole record
-  kKey,     // the key hash the upstream stage set on each record
-  kField,   // hash of one field of a delimited record
-};
-
-struct KeyBySpec {
-  KeyByKind kind = KeyByKind::kNone;
-  std::uint32_t field = 0;   // 0-based, for kField
-  char separator = ',';      // for kField
-};
-
 struct StageSpec {
   std::string name;
   std::string use;

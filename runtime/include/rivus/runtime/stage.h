@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,35 @@ class logger;
 namespace rivus {
 
 enum class StageRole : std::uint8_t { kSource, kTransform, kSink };
+
+enum class KeyByKind : std::uint8_t {
+  kNone,    // round-robin by batch
+  kRecord,  // hash of the whole record
+  kKey,     // the key hash the upstream stage set on each record
+  kField,   // hash of one field of a delimited record
+};
+
+// How records are keyed (a stage's `key_by`): routing picks a worker by the key's hash, and
+// keyed stages (windows) group by the key's bytes.
+struct KeyBySpec {
+  KeyByKind kind = KeyByKind::kNone;
+  std::uint32_t field = 0;   // 0-based, for kField
+  char separator = ',';      // for kField
+
+  // The key's bytes: the whole record, one field (empty if missing), or empty for kNone/kKey.
+  std::string_view extract(std::string_view record) const {
+    if (kind == KeyByKind::kRecord) return record;
+    if (kind != KeyByKind::kField) return {};
+    std::size_t start = 0;
+    for (std::uint32_t f = 0; f < field; ++f) {
+      const auto at = record.find(separator, start);
+      if (at == std::string_view::npos) return {};
+      start = at + 1;
+    }
+    const auto end = record.find(separator, start);
+    return record.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  }
+};
 const char* stage_role_name(StageRole r) noexcept;
 
 // What a stage object learns about where it runs.
@@ -41,6 +72,8 @@ struct StageContext {
   const Params* params = nullptr;
   spdlog::logger* logger = nullptr;
   std::uint64_t max_record = 0;  // largest record payload the output rings accept
+  KeyBySpec key_by;              // this stage's key_by (keyed stages group by it)
+  std::uint64_t state_capacity = 0;  // bytes save_state() may write (0: stage is stateless)
 };
 
 class Stage {
@@ -59,6 +92,26 @@ class Stage {
   // End of stream: emit anything still held (open windows, partial batches).
   virtual void finish(Emitter& out) { (void)out; }
   virtual void close() {}
+
+  // ---- Stages that hold records across batches (windows, batching) -----------------------
+  // The smallest seq this stage may still emit for records it holds; ~0 when it holds none.
+  // Keeps ordered merges downstream correct.
+  virtual std::uint64_t held_seq() const { return ~0ULL; }
+  // CLOCK_REALTIME ns at which on_time() should run even if no record arrives; 0 = no timer.
+  virtual std::int64_t next_deadline_ns() const { return 0; }
+  virtual void on_time(std::int64_t now_ns, Emitter& out) {
+    (void)now_ns;
+    (void)out;
+  }
+  // State that must survive a crash, written at every commit into the worker's state page in
+  // the segment (double-buffered, committed atomically with the batch). Returns the bytes
+  // written; throws std::length_error if `out` is too small. A replacement process gets the
+  // last committed bytes through restore_state() right after open().
+  virtual std::size_t save_state(std::span<std::byte> out) {
+    (void)out;
+    return 0;
+  }
+  virtual void restore_state(std::span<const std::byte> in) { (void)in; }
 };
 
 class Source {
@@ -69,7 +122,9 @@ class Source {
   // Emits up to `max_records` records (their seq is assigned by the runtime). Returns false once
   // the source is exhausted and has emitted its last record.
   virtual bool produce(Emitter& out, std::size_t max_records) = 0;
-  // The position after every record emitted so far; committed with them.
+  // The position after every record emitted so far; committed with them. The runtime may call
+  // it from inside out.emit() (to commit when a ring is full): it must then count only the
+  // records emitted before that call.
   virtual std::uint64_t position() const = 0;
   // How many records the whole run will produce, if known (progress and ETA); 0 if not.
   virtual std::uint64_t size_hint() const { return 0; }
@@ -87,6 +142,8 @@ struct StageInfo {
   // Extra checks of a stage's parameters beyond their types (e.g. a path that must exist);
   // returns a message naming the parameter, or an ok status.
   std::function<Status(const Params&)> check;
+  // Stateful stages: bytes of state each worker may keep (reserved twice in the segment).
+  std::function<std::uint64_t(const Params&)> state_bytes;
 };
 
 class StageRegistry {

@@ -120,9 +120,9 @@ struct alignas(kCacheLine) StageEntry {
   // Supervisor-written.
   std::uint32_t state;         // StageState
   std::uint32_t restarts;
-  char failure[80];            // why the stage failed, NUL-terminated
+  char failure[336];           // why the stage failed, NUL-terminated
 };
-static_assert(sizeof(StageEntry) == 256);
+static_assert(sizeof(StageEntry) == 512);
 static_assert(std::is_standard_layout_v<StageEntry>);
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +200,8 @@ struct alignas(kCacheLine) WorkerSlot {
   std::uint32_t careful;               // 1 while processing one record at a time
   std::uint64_t current_pos;           // careful mode: ring position of that record
   std::uint8_t reserved4[32];
-  // Line 5: recovery instructions, supervisor-written before a replacement starts.
+  // Line 5: recovery instructions, written by the supervisor while the worker is dead, before
+  // its replacement starts; the replacement counts careful_budget down as it replays.
   alignas(kCacheLine) std::uint64_t careful_budget;  // records to process one at a time
   std::uint32_t suspect_ring;
   std::uint32_t suspect_attempts;      // workers the suspect record has killed
