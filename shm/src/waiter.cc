@@ -37,14 +37,11 @@ void cpu_relax() noexcept {
 void Waiter::yield() noexcept { sched_yield(); }
 
 std::uint32_t Waiter::announce(WaitWord& w) noexcept {
-  // seq_cst RMW: a full barrier, ordered before the caller's re-check of its condition and
-  // against the notifier's fence (see the header).
-  std::atomic_ref<std::uint32_t>(w.waiters).fetch_add(1, std::memory_order_seq_cst);
-  // Pairs with the fence in notify(): of two seq_cst fences one precedes the other, so either
-  // the notifier's load of `waiters` sees this announcement or the caller's re-check sees the
-  // notifier's change (C++ [atomics.fences]).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return std::atomic_ref<std::uint32_t>(w.seq).load(std::memory_order_seq_cst);
+  // An RMW on `waiters`: it is ordered in that word's modification order against the
+  // notifier's RMW (see notify()); acq_rel so that if it reads the notifier's write it also
+  // sees what the notifier published before it.
+  std::atomic_ref<std::uint32_t>(w.waiters).fetch_add(1, std::memory_order_acq_rel);
+  return std::atomic_ref<std::uint32_t>(w.seq).load(std::memory_order_acquire);
 }
 
 void Waiter::retire(WaitWord& w) noexcept {
@@ -52,11 +49,14 @@ void Waiter::retire(WaitWord& w) noexcept {
 }
 
 void notify(WaitWord& w) noexcept {
-  // Orders the caller's publishing store before the load of `waiters` (store-load needs a full
-  // fence); pairs with the waiter's seq_cst announce.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (std::atomic_ref<std::uint32_t>(w.waiters).load(std::memory_order_relaxed) == 0) return;
-  std::atomic_ref<std::uint32_t>(w.seq).fetch_add(1, std::memory_order_seq_cst);
+  // A read-modify-write of `waiters` (adding 0), not a plain load: the waiter's announce() and
+  // this RMW are totally ordered on that word. If this one comes first, the waiter's RMW reads
+  // it (release -> acquire) and its re-check sees what the caller published; if the waiter's
+  // comes first, this reads a sleeper and wakes it. No fence is needed (and ThreadSanitizer,
+  // which does not model fences, can check it).
+  if (std::atomic_ref<std::uint32_t>(w.waiters).fetch_add(0, std::memory_order_acq_rel) == 0) return;
+  // The bump is a release: a waiter whose load of seq reads it also sees the published data.
+  std::atomic_ref<std::uint32_t>(w.seq).fetch_add(1, std::memory_order_acq_rel);
   g_futex_wakes.fetch_add(1, std::memory_order_relaxed);
   futex(&w.seq, FUTEX_WAKE, INT32_MAX, nullptr);
 }

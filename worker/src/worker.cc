@@ -135,6 +135,8 @@ class WorkerLoop {
   std::int64_t batch_now_ = 0;            // CLOCK_REALTIME for records a source emits
   shm::Waiter waiter_;
   std::uint64_t max_record_ = 0;
+  std::uint64_t records_out_ = 0;  // emitted since the last commit
+  std::uint64_t bytes_out_ = 0;
 };
 
 void OutputEmitter::emit(const Record& out) { loop_.write_output(out); }
@@ -560,6 +562,10 @@ void WorkerLoop::commit(bool final) {
   for (std::size_t i = 0; i < in_.size(); ++i) {
     store_relaxed(in_[i].descriptor()->pending_head, processed_[i]);
   }
+  counter_add(slot_.counters.records_out, records_out_);
+  counter_add(slot_.counters.bytes_out, bytes_out_);
+  records_out_ = 0;
+  bytes_out_ = 0;
   store_relaxed(slot_.pending_position, position);
   if (ctx_.state_capacity > 0 && stage_) {
     // Double buffering: write the page the committed state is not in.
@@ -646,8 +652,8 @@ void WorkerLoop::write_output(const Record& rec) {
       if (len) std::memcpy(SpscRing::Producer::payload(h), r.data.data(), len);
       p.commit(h, len);
       if (is_source()) ++next_seq_;
-      counter_add(slot_.counters.records_out, 1);
-      counter_add(slot_.counters.bytes_out, len);
+      ++records_out_;  // published to the slot's counters at the next commit (one store per batch)
+      bytes_out_ += len;
       return;
     }
     const std::uint64_t need = 2 * shm::framed_size(len);

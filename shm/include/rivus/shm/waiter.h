@@ -5,12 +5,14 @@
 // so any process that maps the segment can wake it). A notifier makes a system call only when
 // someone is (about to be) asleep: the word's `waiters` count says so.
 //
-// No lost wake-up. The waiter announces itself (waiters += 1, sequentially consistent), reads
-// `seq`, re-checks its condition, and sleeps only if `seq` is unchanged. The notifier first makes
-// its change visible (e.g. publishes a ring tail), issues a full fence, then reads `waiters`;
-// if it sees a sleeper it bumps `seq` and wakes. Either the notifier sees the announcement, or
-// the waiter's re-check sees the change; and a bump between the waiter's read of `seq` and its
-// sleep makes FUTEX_WAIT return at once.
+// No lost wake-up. The waiter announces itself (an RMW: waiters += 1), reads `seq`, re-checks
+// its condition, and sleeps only if `seq` is unchanged. The notifier first makes its change
+// visible (e.g. publishes a ring tail), then does an RMW on `waiters` (adding 0); if it sees a
+// sleeper it bumps `seq` and wakes. The two RMWs are ordered on one word: either the notifier's
+// comes first and the waiter's (acquire) reads it, so the re-check sees the change, or the
+// waiter's comes first and the notifier sees the sleeper. A bump between the waiter's read of
+// `seq` and its sleep makes FUTEX_WAIT return at once; a bump before that read is a release the
+// read acquires, so the re-check sees the change.
 //
 // Waiter objects are process-local (their spin policy and statistics); WaitWords are shared.
 // Any number of processes may wait on one word and any number may notify it.
