@@ -199,18 +199,21 @@ class ChildProcess {
   int status_ = 0;
 };
 
-// Child side: waits for the parent to announce iteration `iteration`; returns its work count, or
-// 0 when told to stop (or when the parent has been silent for kWaitLimit).
-std::uint64_t await_iteration(Control& ctl, std::uint64_t iteration) {
+// Child side: waits for the parent to announce the iteration after the `done` ones; returns its
+// work count (and counts it done), or 0 when told to stop (or when the parent has been silent for
+// kWaitLimit). Iterations are numbered from 1, so a fresh, zeroed block announces nothing.
+std::uint64_t await_iteration(Control& ctl, std::uint64_t& done) {
   std::uint64_t count = 0;
   const bool go = spin_until(
       [&] {
-        if (ctl.go.load(std::memory_order_acquire) != iteration) return false;
+        if (ctl.go.load(std::memory_order_acquire) != done + 1) return false;
         count = ctl.count.load(std::memory_order_relaxed);
         return true;
       },
       Clock::now() + kWaitLimit, [&] { return ctl.stop.load(std::memory_order_acquire) != 0; });
-  return go ? count : 0;
+  if (!go) return 0;
+  ++done;
+  return count;
 }
 
 int child_fail(Control& ctl, int code) {
@@ -218,10 +221,12 @@ int child_fail(Control& ctl, int code) {
   return code;
 }
 
-// Parent side: starts iteration `iteration` with `count` work items.
-void start_iteration(Control& ctl, std::uint64_t iteration, std::uint64_t count) {
+// Parent side: announces the next iteration with `count` (> 0) work items. Only the parent
+// writes `go`, so it may read its own last value relaxed.
+void start_iteration(Control& ctl, std::uint64_t count) {
   ctl.count.store(count, std::memory_order_relaxed);
-  ctl.go.store(iteration, std::memory_order_release);  // pairs with await_iteration's acquire
+  const std::uint64_t next = ctl.go.load(std::memory_order_relaxed) + 1;
+  ctl.go.store(next, std::memory_order_release);  // pairs with await_iteration's acquire
 }
 
 // Everything one benchmark run needs: the control block, the child, and a "peer gave up" test.
@@ -238,8 +243,13 @@ class Peer {
   }
   // True if the child reported an error or ended: the parent should stop waiting for it.
   bool gone() { return ctl_->failed.load(std::memory_order_acquire) != 0 || child_.exited(); }
+  // How the child stands. A child that is on its way out (its descriptors closed, not yet a
+  // zombie) is given 200 ms to finish, so the message says how it ended.
   std::string describe() {
-    gone();
+    const auto until = Clock::now() + std::chrono::milliseconds(200);
+    while (!child_.exited() && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     return child_.describe();
   }
   // Stops the child; reports an error through `state` if it did not exit cleanly.
@@ -303,8 +313,8 @@ int produce_records(Segment& seg, Control& ctl, std::uint32_t payload, bool batc
   SpscRing::Producer p(seg.ring(0));
   const std::string data(payload, 'r');
   std::uint64_t seq = 0;
-  for (std::uint64_t iteration = 0;; ++iteration) {
-    const std::uint64_t count = await_iteration(ctl, iteration);
+  for (std::uint64_t done = 0;;) {
+    const std::uint64_t count = await_iteration(ctl, done);
     if (count == 0) return ctl.stop.load() != 0 ? kExitOk : child_fail(ctl, kExitTimeout);
     const auto deadline = Clock::now() + kWaitLimit;
     std::uint32_t in_batch = 0;
@@ -389,17 +399,16 @@ void ring_throughput(benchmark::State& state, bool batched) {
   std::uint64_t next_seq = 0;
   std::uint64_t checksum = 0;
   // Warm-up: lap the ring a few times untimed.
-  start_iteration(peer.ctl(), 0, 8 * capacity / framed_size(payload));
+  start_iteration(peer.ctl(), 8 * capacity / framed_size(payload));
   std::string error = consume_records(c, peer, 8 * capacity / framed_size(payload), payload,
                                       batched, next_seq, checksum);
-  std::uint64_t iteration = 0;
   for (auto _ : state) {
     if (!error.empty()) {
       state.SkipWithError(error.c_str());
       break;
     }
     const auto t0 = Clock::now();
-    start_iteration(peer.ctl(), ++iteration, records);
+    start_iteration(peer.ctl(), records);
     error = consume_records(c, peer, records, payload, batched, next_seq, checksum);
     state.SetIterationTime(seconds_since(t0));
   }
@@ -626,37 +635,50 @@ constexpr std::size_t kMqDepth = 1024;             // 64 KiB of messages, like a
 
 namespace bip = boost::interprocess;
 
-// Boost's timed waits take a CLOCK_REALTIME deadline, which a clock step (NTP, a VM resumed)
-// can move. So the real deadline is kept on the steady clock: the fast path makes one timed call
-// with a realtime deadline taken once per iteration; when that call fails, the slow path retries
-// in 100 ms slices until the steady deadline passes or give_up().
-boost::posix_time::ptime realtime_in(boost::posix_time::time_duration d) {
-  return boost::posix_time::microsec_clock::universal_time() + d;
-}
-template <class TimedOp, class GiveUp>
-bool mq_wait(TimedOp&& op, boost::posix_time::ptime& realtime_deadline, Clock::time_point deadline,
-             GiveUp&& give_up) {
-  while (!op(realtime_deadline)) {
-    if (Clock::now() >= deadline || give_up()) return false;
-    realtime_deadline = realtime_in(boost::posix_time::milliseconds(100));
+// Boost's timed calls block until a CLOCK_REALTIME deadline. A blocked call must come back often
+// enough to notice a dead peer, and a clock step (NTP, a VM resumed) must not end the wait, so
+// calls block for short slices (about 100 ms) and the real deadline is kept on the steady clock.
+// Reading the clock on every call would add a fifth to a message's cost, so a slice is renewed
+// only when a call fails and every 1024 calls.
+class MqWait {
+ public:
+  explicit MqWait(Clock::time_point deadline) : deadline_(deadline) { renew(); }
+
+  // Runs op(realtime_deadline) until it succeeds, the steady deadline passes or give_up().
+  template <class TimedOp, class GiveUp>
+  bool run(TimedOp&& op, GiveUp&& give_up) {
+    if ((++calls_ & 1023) == 0) renew();
+    while (!op(slice_end_)) {
+      if (Clock::now() >= deadline_ || give_up()) return false;
+      renew();
+    }
+    return true;
   }
-  return true;
-}
+
+ private:
+  void renew() {
+    slice_end_ =
+        boost::posix_time::microsec_clock::universal_time() + boost::posix_time::milliseconds(100);
+  }
+
+  Clock::time_point deadline_;
+  boost::posix_time::ptime slice_end_;
+  std::uint32_t calls_ = 0;
+};
 
 int mq_send(const std::string& name, Control& ctl, std::uint32_t size) {
   bip::message_queue mq(bip::open_only, name.c_str());
   std::vector<char> msg(size, 'm');
   std::uint64_t seq = 0;
-  for (std::uint64_t iteration = 0;; ++iteration) {
-    const std::uint64_t count = await_iteration(ctl, iteration);
+  for (std::uint64_t done = 0;;) {
+    const std::uint64_t count = await_iteration(ctl, done);
     if (count == 0) return ctl.stop.load() != 0 ? kExitOk : child_fail(ctl, kExitTimeout);
-    const auto deadline = Clock::now() + kWaitLimit;
-    auto realtime_deadline = realtime_in(boost::posix_time::seconds(kWaitLimit.count()));
+    MqWait wait(Clock::now() + kWaitLimit);
     const auto stopping = [&] { return ctl.stop.load(std::memory_order_relaxed) != 0; };
     for (const std::uint64_t end = seq + count; seq < end; ++seq) {
       std::memcpy(msg.data(), &seq, sizeof seq);
-      if (!mq_wait([&](const auto& t) { return mq.timed_send(msg.data(), msg.size(), 0, t); },
-                   realtime_deadline, deadline, stopping)) {
+      if (!wait.run([&](const auto& t) { return mq.timed_send(msg.data(), msg.size(), 0, t); },
+                    stopping)) {
         return stopping() ? kExitOk : child_fail(ctl, kExitTimeout);
       }
     }
@@ -667,15 +689,15 @@ std::string mq_receive(bip::message_queue& mq, Peer& peer, std::uint64_t count, 
                        std::uint64_t& next_seq) {
   std::vector<char> msg(size);
   const auto deadline = Clock::now() + kWaitLimit;
-  auto realtime_deadline = realtime_in(boost::posix_time::seconds(kWaitLimit.count()));
+  MqWait wait(deadline);
   for (const std::uint64_t end = next_seq + count; next_seq < end; ++next_seq) {
     bip::message_queue::size_type got = 0;
     unsigned priority = 0;
-    if (!mq_wait(
+    if (!wait.run(
             [&](const auto& t) {
               return mq.timed_receive(msg.data(), msg.size(), got, priority, t);
             },
-            realtime_deadline, deadline, [&] { return peer.gone(); })) {
+            [&] { return peer.gone(); })) {
       return gave_up("no message", deadline, peer);
     }
     std::uint64_t seq;
@@ -710,16 +732,15 @@ void BM_MessageQueue_Throughput(benchmark::State& state) {
       return;
     }
     std::uint64_t next_seq = 0;
-    start_iteration(peer.ctl(), 0, kMqMessages / 16);  // warm-up, untimed
+    start_iteration(peer.ctl(), kMqMessages / 16);  // warm-up, untimed
     error = mq_receive(mq, peer, kMqMessages / 16, size, next_seq);
-    std::uint64_t iteration = 0;
     for (auto _ : state) {
       if (!error.empty()) {
         state.SkipWithError(error.c_str());
         break;
       }
       const auto t0 = Clock::now();
-      start_iteration(peer.ctl(), ++iteration, kMqMessages);
+      start_iteration(peer.ctl(), kMqMessages);
       error = mq_receive(mq, peer, kMqMessages, size, next_seq);
       state.SetIterationTime(seconds_since(t0));
     }
@@ -737,8 +758,8 @@ BENCHMARK(BM_MessageQueue_Throughput)->Arg(64)->UseManualTime()->Unit(benchmark:
 int pipe_write(int fd, Control& ctl, std::uint32_t size) {
   std::vector<char> msg(size, 'p');
   std::uint64_t seq = 0;
-  for (std::uint64_t iteration = 0;; ++iteration) {
-    const std::uint64_t count = await_iteration(ctl, iteration);
+  for (std::uint64_t done = 0;;) {
+    const std::uint64_t count = await_iteration(ctl, done);
     if (count == 0) return ctl.stop.load() != 0 ? kExitOk : child_fail(ctl, kExitTimeout);
     for (const std::uint64_t end = seq + count; seq < end; ++seq) {
       std::memcpy(msg.data(), &seq, sizeof seq);
@@ -768,7 +789,11 @@ std::string pipe_read(int fd, Peer& peer, std::uint64_t count, std::uint32_t siz
       poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 100)));
       continue;
     }
-    if (n <= 0) return "pipe closed: " + peer.describe();
+    if (n < 0) {
+      const std::string why = std::strerror(errno);
+      return "read: " + why + " (" + peer.describe() + ")";
+    }
+    if (n == 0) return "end of file: the writer closed the pipe (" + peer.describe() + ")";
     held += static_cast<std::size_t>(n);
     std::size_t at = 0;
     for (; held - at >= size && next_seq < end; at += size, ++next_seq) {
@@ -825,16 +850,15 @@ void BM_Pipe_Throughput(benchmark::State& state) {
   std::vector<char> buf(64 * 1024);
   std::size_t held = 0;
   std::uint64_t next_seq = 0;
-  start_iteration(peer.ctl(), 0, kPipeMessages / 16);  // warm-up, untimed
+  start_iteration(peer.ctl(), kPipeMessages / 16);  // warm-up, untimed
   std::string error = pipe_read(read_end.fd, peer, kPipeMessages / 16, size, next_seq, buf, held);
-  std::uint64_t iteration = 0;
   for (auto _ : state) {
     if (!error.empty()) {
       state.SkipWithError(error.c_str());
       break;
     }
     const auto t0 = Clock::now();
-    start_iteration(peer.ctl(), ++iteration, kPipeMessages);
+    start_iteration(peer.ctl(), kPipeMessages);
     error = pipe_read(read_end.fd, peer, kPipeMessages, size, next_seq, buf, held);
     state.SetIterationTime(seconds_since(t0));
   }

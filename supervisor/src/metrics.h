@@ -26,6 +26,8 @@ struct WorkerSnapshot {
   std::uint64_t crashes = 0;
   std::int32_t last_signal = 0;
   std::int32_t last_exit_code = 0;
+  std::int64_t started_mono_ns = 0;  // when the current process was forked
+  std::uint64_t lost_ns = 0;         // time between crashes and their replacements running
   shm::WorkerCounters counters{};
   Histogram batch_ns{};
   Histogram latency_ns{};
@@ -49,15 +51,31 @@ struct StageSnapshot {
 
 struct PipelineSnapshot {
   std::string name;
+  std::string segment;  // shm name
   std::int32_t pid = 0;
   std::uint32_t run_state = 0;
+  std::uint32_t exit_code = 0;        // meaningful once the run state is final
+  std::int64_t created_unix_ns = 0;
   std::int64_t taken_mono_ns = 0;
-  double uptime_s = 0;
+  double uptime_s = 0;                // creation to now, or to the end of the run
   std::uint64_t total_restarts = 0;
   std::vector<StageSnapshot> stages;
 };
 
+// Never reads outside the mapping, even if the segment's tables change after attach validated
+// them (a stage or ring that points outside is skipped).
 PipelineSnapshot take_snapshot(const shm::Segment& seg);
+
+// Where a worker's wall time went between two counter readings (`before` may be all zeros for
+// "since the start"). The worker counts busy_ns around each stage call, so time blocked on a
+// full output ring inside emit() is part of busy_ns too; busy here is busy_ns - blocked_ns.
+// The three shares add up to 1 (0 each when no time was accounted).
+struct TimeShares {
+  double busy = 0;
+  double idle = 0;
+  double blocked = 0;
+};
+TimeShares time_shares(const shm::WorkerCounters& now, const shm::WorkerCounters& before);
 
 // Upper bound (bucket's top) of the q-quantile of a log2 histogram, in the histogram's unit;
 // 0 when empty.
@@ -65,6 +83,9 @@ double histogram_quantile(const Histogram& h, double q);
 std::uint64_t histogram_count(const Histogram& h);
 
 const char* run_state_name(std::uint32_t s);
+bool run_state_final(std::uint32_t s);  // finished, failed or aborted
+const char* stage_kind_name(std::uint32_t k);
+const char* stage_state_name(std::uint32_t s);
 const char* worker_state_name(std::uint32_t s);
 std::string signal_name(int sig);
 

@@ -1,5 +1,7 @@
 #include "planner.h"
 
+#include <algorithm>
+
 namespace rivus::detail {
 
 Plan make_plan(const PipelineSpec& spec) {
@@ -13,6 +15,12 @@ Plan make_plan(const PipelineSpec& spec) {
     slot += spec.stages[s].workers;
   }
   plan.segment.worker_count = slot;
+  for (const StageSpec& st : spec.stages) {
+    if (st.info->state_bytes) {
+      plan.segment.state_bytes_per_worker =
+          std::max(plan.segment.state_bytes_per_worker, st.info->state_bytes(st.with));
+    }
+  }
   plan.workers.resize(slot);
 
   // Which stages must keep their output in seq order: every stage upstream of an ordered one.

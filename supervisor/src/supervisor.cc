@@ -18,7 +18,9 @@
 #include <fstream>
 #include <map>
 
+#include "external.h"  // embedding (issue 6): external workers
 #include "metrics.h"
+#include "metrics_server.h"  // metrics (issue 5): the /metrics endpoint
 #include "planner.h"
 #include "rivus/shm/atomic.h"
 #include "rivus/shm/waiter.h"
@@ -104,8 +106,11 @@ class Supervisor {
   json events_ = json::array();
   json series_ = json::array();
   pid_t self_ = 0;
+  pid_t metrics_server_ = 0;  // the /metrics process, 0 if none (metrics_server.h)
   bool tty_ = false;
   sigset_t blocked_{};
+  sighandler_t old_sigpipe_ = SIG_DFL;
+  sigset_t old_mask_{};
 };
 
 Status Supervisor::setup() {
@@ -147,8 +152,8 @@ Status Supervisor::setup() {
   sigaddset(&blocked_, SIGCHLD);
   sigaddset(&blocked_, SIGINT);
   sigaddset(&blocked_, SIGTERM);
-  sigprocmask(SIG_BLOCK, &blocked_, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigprocmask(SIG_BLOCK, &blocked_, &old_mask_);
+  old_sigpipe_ = signal(SIGPIPE, SIG_IGN);
   sigfd_ = signalfd(-1, &blocked_, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd_ < 0) return Status::IoError("signalfd", errno);
   timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -158,16 +163,33 @@ Status Supervisor::setup() {
   its.it_value = its.it_interval;
   timerfd_settime(timerfd_, 0, &its, nullptr);
   tty_ = options_.progress && !options_.quiet && isatty(2);
+  if (!spec_.metrics_listen.empty()) {  // its own process: this one stays single-threaded
+    std::string error;
+    metrics_server_ = detail::start_metrics_server(seg_->name(), spec_.metrics_listen, &error);
+    if (metrics_server_ < 0) return Status(StatusCode::kIoError, error);
+    log_->info("serving Prometheus metrics on http://{}/metrics", spec_.metrics_listen);
+  }
   return Status::Ok();
 }
 
 void Supervisor::spawn(std::uint32_t slot) {
   shm::WorkerSlot& ws = seg_->worker(slot);
   Proc& p = procs_[slot];
+  store_relaxed(ws.batch_started_ns, 0);  // the dead worker's batch clock must not kill this one
   store_release(ws.state, shm::WorkerState::kStarting);
-  const pid_t pid = fork();
+  // Embedding (issue 6): a `use: external` stage starts its own program (external.cc), a direct
+  // child reaped below like any forked worker.
+  std::string external_error;
+  const pid_t pid = plan_.workers[slot].stage->use == detail::kExternalStage
+                        ? detail::spawn_external(*seg_, plan_.workers[slot], &external_error)
+                        : fork();
   if (pid == 0) child_main(slot);
   if (pid < 0) {
+    if (!external_error.empty()) {
+      log_->error("{}", external_error);
+      fail_stage(ws.stage, external_error);
+      return;
+    }
     log_->error("fork failed for worker {}: {}", slot, std::strerror(errno));
     fail_stage(ws.stage, std::string("cannot fork a worker: ") + std::strerror(errno));
     return;
@@ -218,17 +240,15 @@ void Supervisor::child_main(std::uint32_t slot) {
   _exit(code);
 }
 
+// Reaps only this run's own children (an embedding program may have others of its own).
 void Supervisor::reap() {
-  for (;;) {
-    int status = 0;
-    const pid_t pid = waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) return;
-    for (std::uint32_t i = 0; i < procs_.size(); ++i) {
-      if (procs_[i].pid == pid && procs_[i].running) {
-        on_exit(i, status);
-        break;
-      }
-    }
+  int status = 0;
+  if (metrics_server_ > 0 && waitpid(metrics_server_, &status, WNOHANG) == metrics_server_) {
+    metrics_server_ = 0;  // died early; nothing left to stop
+  }
+  for (std::uint32_t i = 0; i < procs_.size(); ++i) {
+    if (!procs_[i].running) continue;
+    if (waitpid(procs_[i].pid, &status, WNOHANG) == procs_[i].pid) on_exit(i, status);
   }
 }
 
@@ -248,6 +268,8 @@ void Supervisor::roll_forward(std::uint32_t slot) {
       store_release(d.head, std::max(load_relaxed(d.head), load_relaxed(d.pending_head)));
     }
     store_relaxed(ws.position, load_relaxed(ws.pending_position));
+    store_relaxed(ws.state_page, load_relaxed(ws.pending_state_page));
+    store_relaxed(ws.state_bytes, load_relaxed(ws.pending_state_bytes));
     store_relaxed(ws.intent_epoch, load_relaxed(ws.intent_epoch) + 1);
     store_release(ws.intent_state, shm::IntentState::kDone);
     log_->debug("rolled forward the prepared commit of worker {}", slot);
@@ -270,6 +292,14 @@ bool Supervisor::handle_poison(std::uint32_t slot, int sig, int code, const std:
   }
   const std::uint32_t ring = load_relaxed(ws.current_ring);
   const std::uint64_t pos = load_relaxed(ws.current_pos);
+  if (sig == SIGKILL && reason != "timeout") {
+    // A SIGKILL that Rivus did not send (an operator, a chaos test, the kernel's OOM killer)
+    // says nothing about the record: keep replaying it, but never blame it. A record that
+    // exhausts memory is caught by limits.memory inside the worker instead.
+    store_relaxed(ws.careful, 0u);
+    store_relaxed(ws.careful_budget, std::max<std::uint64_t>(load_relaxed(ws.careful_budget), 1));
+    return false;
+  }
   std::uint32_t attempts = 1;
   if (load_relaxed(ws.suspect_attempts) > 0 && load_relaxed(ws.suspect_ring) == ring &&
       load_relaxed(ws.suspect_pos) == pos) {
@@ -327,8 +357,10 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   store_relaxed(ws.last_signal, sig);
   store_relaxed(ws.last_exit_code, code);
-  if (code == worker::kExitOk) {
-    store_release(ws.state, shm::WorkerState::kExited);
+  // Exit 0 counts only from a worker that drained (it sets kExited just before returning); a
+  // process that exits 0 without doing its work (a broken external program) is a crash.
+  if (code == worker::kExitOk &&
+      load_acquire(ws.state) == static_cast<std::uint32_t>(shm::WorkerState::kExited)) {
     return;
   }
   if (aborting_ || code == worker::kExitAborted) {
@@ -613,10 +645,12 @@ RunResult Supervisor::run() {
   store_relaxed(seg_->header().finished_mono_ns, shm::monotonic_ns());
   store_relaxed(seg_->header().exit_code, result.exit_code);
   result.report = build_report(status, result.exit_code);
+  detail::stop_metrics_server(metrics_server_);
   seg_->unlink();
   close(sigfd_);
   close(timerfd_);
-  sigprocmask(SIG_UNBLOCK, &blocked_, nullptr);
+  sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+  signal(SIGPIPE, old_sigpipe_);  // leave an embedding program as we found it
   return result;
 }
 

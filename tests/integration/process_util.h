@@ -180,6 +180,15 @@ inline std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
+// Direct children of `pid` (a supervisor's workers, in the order they were forked).
+inline std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
 // Segments of a pipeline left in /dev/shm.
 inline std::vector<std::string> leftover_segments(const std::string& pipeline) {
   std::vector<std::string> out;

@@ -18,14 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  pid_t c;
-  while (in >> c) out.push_back(c);
-  return out;
-}
-
 // "k<i%K>,<i>" for i in [0, n): per key, tumbling windows of `size` records summed.
 std::string keyed_input(int n, int keys) {
   std::string s;

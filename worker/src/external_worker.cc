@@ -1,6 +1,4 @@
 // External workers: the plan's JSON encoding and the main of an external worker program.
-#include "rivus/worker/external.h"
-
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rivus/shm/segment.h"
+#include "rivus/worker/external.h"
 
 namespace rivus::worker {
 namespace {
@@ -44,7 +43,8 @@ Params params_from(const json& j) {
 }
 
 json key_by_json(const KeyBySpec& k) {
-  return {{"kind", static_cast<int>(k.kind)}, {"field", k.field},
+  return {{"kind", static_cast<int>(k.kind)},
+          {"field", k.field},
           {"separator", static_cast<int>(static_cast<unsigned char>(k.separator))}};
 }
 
@@ -66,7 +66,9 @@ std::string encode_plan(const WorkerPlan& plan) {
       {"with", params_json(s.with)},
       {"workers", s.workers},
       {"batch",
-       {{"records", s.batch.records}, {"bytes", s.batch.bytes}, {"linger_ns", s.batch.linger.count()}}},
+       {{"records", s.batch.records},
+        {"bytes", s.batch.bytes},
+        {"linger_ns", s.batch.linger.count()}}},
       {"key_by", key_by_json(s.key_by)},
       {"ordered", s.ordered},
       {"timeout_ns", s.timeout.count()},
@@ -178,7 +180,8 @@ int external_main(int argc, char** argv, std::function<std::unique_ptr<Stage>()>
 
   const std::string slot_text = std::getenv(kEnvSlot);
   std::uint32_t slot = 0;
-  const auto [end, ec] = std::from_chars(slot_text.data(), slot_text.data() + slot_text.size(), slot);
+  const auto [end, ec] =
+      std::from_chars(slot_text.data(), slot_text.data() + slot_text.size(), slot);
   if (ec != std::errc() || end != slot_text.data() + slot_text.size() || slot != ext.plan.slot) {
     return fail(std::string(kEnvSlot) + " is '" + slot_text + "', which does not match the plan");
   }

@@ -6,9 +6,10 @@
 // rivus::Codec<T> is the codec Rivus picks when the user names none:
 //   - std::string, std::string_view: the bytes themselves (a decoded string_view points into
 //     the input record and is valid only during the call that received it);
-//   - integers (std::int8_t and std::uint8_t too) and floating-point numbers: decimal text (std::to_chars / std::from_chars, exact
-//     round trip), so typed stages read the built-in `range` and `lines` sources and write
-//     readable files; bool: "true" / "false" (decodes "1" / "0" too);
+//   - integers (std::int8_t and std::uint8_t too) and floating-point numbers: decimal text
+//     (std::to_chars / std::from_chars, exact round trip), so typed stages read the built-in
+//     `range` and `lines` sources and write readable files; bool: "true" / "false" (decodes
+//     "1" / "0" too);
 //   - every other trivially copyable type (structs of numbers, enums, char): its object bytes,
 //     exactly sizeof(T) of them, in this machine's byte order (records never leave the machine);
 //   - anything else: no default; specialise rivus::Codec<T> or pass a codec object to
@@ -101,7 +102,8 @@ struct Codec<T> {
 // Other trivially copyable types: their object bytes.
 template <class T>
   requires(std::is_trivially_copyable_v<T> && !detail::is_text_number_v<T> &&
-           !std::is_same_v<T, bool> && !std::is_pointer_v<T> && !std::is_same_v<T, std::string_view>)
+           !std::is_same_v<T, bool> && !std::is_pointer_v<T> &&
+           !std::is_same_v<T, std::string_view>)
 struct Codec<T> {
   T decode(std::string_view bytes) const {
     if (bytes.size() != sizeof(T)) {

@@ -21,7 +21,7 @@
 // std::exception) fails the record: it is retried and then dead-lettered (docs/embedding.md).
 //
 // Register a function stage by name to use it from YAML or a plugin:
-//     RIVUS_REGISTER_STAGE(upper, rivus::function_stage_info("upper", "upper-cases text", to_upper));
+//     RIVUS_REGISTER_STAGE(upper, rivus::function_stage_info("upper", "upper-cases", to_upper));
 // or use it directly in a pipeline built in code: rivus::stage(fn) (rivus/pipeline.h).
 #pragma once
 
@@ -88,8 +88,7 @@ struct callable_arg<R (C::*)(A) const noexcept> {
 template <class F>
 inline constexpr bool takes_bytes_v = std::is_invocable_v<F&, std::string_view>;
 template <class F>
-inline constexpr bool takes_record_v =
-    !takes_bytes_v<F> && std::is_invocable_v<F&, const Record&>;
+inline constexpr bool takes_record_v = !takes_bytes_v<F> && std::is_invocable_v<F&, const Record&>;
 
 // The decoded input type of a typed function.
 template <class F, bool typed = !takes_bytes_v<F> && !takes_record_v<F>>
@@ -195,7 +194,8 @@ class FunctionStage final : public Stage {
 template <class P, class... Cs>
 class FilterStage final : public Stage {
  public:
-  FilterStage(P pred, CodecSet<Cs...> codecs) : pred_(std::move(pred)), codecs_(std::move(codecs)) {}
+  FilterStage(P pred, CodecSet<Cs...> codecs)
+      : pred_(std::move(pred)), codecs_(std::move(codecs)) {}
 
   void process(const Batch& batch, Emitter& out) override {
     for (const Record& r : batch) {

@@ -1,0 +1,10 @@
+# Runs RUN with ARGS (a list) and compares the file OUT it writes with EXPECTED.
+execute_process(COMMAND ${RUN} ${ARGS} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${RUN} ${ARGS} exited with ${rc}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT} ${EXPECTED} RESULT_VARIABLE diff)
+if(NOT diff EQUAL 0)
+  file(READ ${OUT} got)
+  message(FATAL_ERROR "${OUT} differs from ${EXPECTED}; got:\n${got}")
+endif()
