@@ -15,8 +15,8 @@
 #
 # Builds nothing: expects scripts/setup's build (build/, or RIVUS_BUILD_DIR) with rivus,
 # fnv_peers and crash_recovery. Knobs: REPS=5, CRASH_N=2000000, KILLS_PER_S=10, SAMPLES=200,
-# EXEC_N=2000, ONLY=throughput|recovery|exec, OUT=DIR, WAIT_LOAD=X (start each round only once the
-# 1-minute load average is below X; see run.sh).
+# EXEC_N=2000, ONLY=throughput|recovery|exec, OUT=DIR, WAIT_BUSY=X or WAIT_LOAD=X, QUIET=0.10
+# (see run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${RIVUS_BUILD_DIR:-build}

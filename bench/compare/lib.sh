@@ -89,18 +89,33 @@ run_rivus() {
 # ratio A B: A/B with 2 decimals (or 3 significant digits for small values)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) { print "nan"; exit } r = a / b; printf (r >= 10 ? "%.0f" : "%.2f"), r }'; }
 
-# wait_quiet: with WAIT_LOAD set, waits (at most WAIT_MAX seconds, default 600) until the
-# 1-minute load average is below WAIT_LOAD, so rounds start while the shared machine is quiet.
+# wait_quiet: with WAIT_BUSY=X set (e.g. 0.15), waits (at most WAIT_MAX seconds, default 600)
+# until the machine's CPUs were less than X busy over the last 3 seconds (this script is idle
+# then, so that is other users' load); with WAIT_LOAD=X, until the 1-minute load average is
+# below X. Keeps rounds out of the busy spells of a shared machine.
+_busy_share() {  # share of all CPUs busy over the next $1 seconds
+  local b0 b1
+  b0=$(_machine_busy); sleep "$1"; b1=$(_machine_busy)
+  awk -v a="$b0" -v b="$b1" -v t="$1" -v n="$(nproc)" 'BEGIN {printf "%.2f", (b - a) / (t * n)}'
+}
 wait_quiet() {
-  [ -n "${WAIT_LOAD:-}" ] || return 0
-  local waited=0
-  while awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$WAIT_LOAD" 'BEGIN {exit !(l >= m)}'; do
+  [ -n "${WAIT_LOAD:-}${WAIT_BUSY:-}" ] || return 0
+  local waited=0 busy
+  for (( ; ; )); do
+    if [ -n "${WAIT_BUSY:-}" ]; then
+      busy=$(_busy_share 3)
+      awk -v b="$busy" -v m="$WAIT_BUSY" 'BEGIN {exit !(b < m)}' && return 0
+      waited=$((waited + 3))
+    else
+      busy="load $(loadavg)"
+      awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$WAIT_LOAD" 'BEGIN {exit !(l < m)}' && return 0
+      sleep 5
+      waited=$((waited + 5))
+    fi
     if ((waited >= ${WAIT_MAX:-600})); then
-      echo "  (load average still $(loadavg) after ${waited}s; going on)" >&2
+      echo "  (machine still busy ($busy) after ${waited}s; going on)" >&2
       return 0
     fi
-    sleep 5
-    waited=$((waited + 5))
   done
 }
 

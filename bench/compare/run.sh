@@ -12,8 +12,11 @@
 #                     on N once N is many chunks per process; 10^6 would take ~an hour)
 #   COMPUTE_N=N/5     records for the compute-only single-thread figure (a rate; shorter rounds)
 #   OVH_N=20000000    records of the overhead workload (range -> passthrough -> discard)
-#   WAIT_LOAD=X       start each round only once the 1-minute load average is below X (waits at
-#                     most WAIT_MAX=600 s): on a shared machine, keeps rounds out of busy spells
+#   WAIT_BUSY=X       start each round only once other processes use less than X of the CPUs
+#                     (e.g. 0.15; measured over 3 s; waits at most WAIT_MAX=600 s), or WAIT_LOAD=X:
+#                     once the 1-minute load average is below X. For shared machines.
+#   QUIET=0.10        rounds in which other processes used at most this share of the CPUs are
+#                     also summarised apart ("quiet rounds")
 #   ONLY=fnv|overhead run one part
 #   OUT=DIR           where specs, reports and raw results go (default: a new /tmp directory)
 #

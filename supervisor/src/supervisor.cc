@@ -340,7 +340,7 @@ bool Supervisor::handle_poison(std::uint32_t slot, int sig, int code, const std:
   store_relaxed(ws.careful_budget, budget > 0 ? budget - 1 : 0);
   shm::counter_add(seg_->header().dead_letters, 1);
   shm::counter_add(ws.counters.dead_letters, 1);
-  log_->warn("stage {} worker {}: record seq {} killed {} workers ({}); dead-lettered", st.name,
+  log_->warn("stage {} worker {}: record seq {} killed its worker {} times while processed alone ({}); dead-lettered", st.name,
              dl.worker, dl.seq, attempts, reason);
   event({{"type", "dead_letter"}, {"stage", st.name}, {"worker", dl.worker}, {"seq", dl.seq},
          {"reason", dl.reason}, {"error", reason}, {"attempts", attempts}});
@@ -361,6 +361,13 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   // process that exits 0 without doing its work (a broken external program) is a crash.
   if (code == worker::kExitOk &&
       load_acquire(ws.state) == static_cast<std::uint32_t>(shm::WorkerState::kExited)) {
+    const shm::StageEntry& e = seg_->stage(stage);
+    bool all = true;
+    for (std::uint32_t w = 0; w < e.worker_count; ++w) {
+      all = all && load_acquire(seg_->worker(e.first_worker + w).state) ==
+                       static_cast<std::uint32_t>(shm::WorkerState::kExited);
+    }
+    if (all) store_release(seg_->stage(stage).state, shm::StageState::kFinished);
     return;
   }
   if (aborting_ || code == worker::kExitAborted) {
