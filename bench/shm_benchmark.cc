@@ -304,8 +304,9 @@ constexpr std::uint32_t kBatch = 256;
 constexpr std::uint64_t kRingCapacity = 1 << 20;
 constexpr std::uint64_t kLargeRingCapacity = 4 << 20;  // for 16 KiB payloads
 
-// Records per timed iteration: about 40-100 ms of work each on the 2-vCPU EPYC we target, so
-// clock reads and the hand-off are noise, and the whole binary stays well under two minutes.
+// Records per timed iteration: 45-200 ms of work each on the 2-vCPU EPYC we target (see
+// docs/benchmarks.md), so clock reads and the hand-off are noise, and the whole binary runs in
+// about 12 s (50 s with 5 repetitions).
 std::uint64_t ring_records(std::uint32_t payload) {
   if (payload <= 64) return 4u << 20;
   if (payload <= 1024) return 1u << 20;

@@ -94,9 +94,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) { print "nan"; exit } r =
 # then, so that is other users' load); with WAIT_LOAD=X, until the 1-minute load average is
 # below X. Keeps rounds out of the busy spells of a shared machine.
 _busy_share() {  # share of all CPUs busy over the next $1 seconds
-  local b0 b1
-  b0=$(_machine_busy); sleep "$1"; b1=$(_machine_busy)
-  awk -v a="$b0" -v b="$b1" -v t="$1" -v n="$(nproc)" 'BEGIN {printf "%.2f", (b - a) / (t * n)}'
+  local b0 b1 t0 t1
+  t0=$EPOCHREALTIME; b0=$(_machine_busy); sleep "$1"; b1=$(_machine_busy); t1=$EPOCHREALTIME
+  awk -v a="$b0" -v b="$b1" -v t0="$t0" -v t1="$t1" -v n="$(nproc)" 'BEGIN {printf "%.2f", (b - a) / ((t1 - t0) * n)}'
 }
 wait_quiet() {
   [ -n "${WAIT_LOAD:-}${WAIT_BUSY:-}" ] || return 0
