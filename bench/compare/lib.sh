@@ -39,9 +39,10 @@ print(eval(sys.argv[2]))' "$1" "$2"
 # and writes the largest VmHWM seen (KiB) and the last RssAnon/RssFile/RssShmem to FILE.
 sample_rss() {
   local pid=$1 file=$2 hwm=0 anon=0 rfile=0 shmem=0 k v state
-  while [ -r "/proc/$pid/status" ]; do
+  local fd
+  while { exec {fd}< "/proc/$pid/status"; } 2> /dev/null; do
     state=""
-    while read -r k v _; do
+    while read -r -u "$fd" k v _; do
       case $k in
         State:) state=$v ;;
         VmHWM:) ((v > hwm)) && hwm=$v ;;
@@ -49,7 +50,8 @@ sample_rss() {
         RssFile:) rfile=$v ;;
         RssShmem:) shmem=$v ;;
       esac
-    done < "/proc/$pid/status" 2>/dev/null || break
+    done
+    exec {fd}<&-
     [ "$state" = Z ] && break
     echo "$hwm $anon $rfile $shmem" > "$file"
     sleep 0.02

@@ -9,7 +9,7 @@
 #   REPS=5            rounds; every figure is the median over rounds
 #   N=1000000         FNV records for Rivus, one C++ thread and oneTBB (rounds 1000)
 #   PY_N=20000        FNV records for the Python pool (its rate is records/s: it does not depend
-#                     on N once N is many chunks per process; 10^6 would take ~an hour)
+#                     on N once N is many chunks per process; 10^6 would take ~10 minutes)
 #   COMPUTE_N=N/5     records for the compute-only single-thread figure (a rate; shorter rounds)
 #   OVH_N=20000000    records of the overhead workload (range -> passthrough -> discard)
 #   WAIT_BUSY=X       start each round only once other processes use less than X of the CPUs
