@@ -30,6 +30,9 @@ function(rivus_add_executable NAME)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
   add_executable(${NAME} ${ARG_SRCS})
   target_link_libraries(${NAME} PRIVATE ${ARG_DEPS})
+  # Bind every symbol at start: a forked replacement worker then pays no lazy-binding faults
+  # on its first calls (measured in docs/benchmarks.md, "Crash recovery").
+  target_link_options(${NAME} PRIVATE -Wl,-z,now)
   rivus_apply_common(${NAME})
 endfunction()
 

@@ -39,6 +39,7 @@ Plan make_plan(const PipelineSpec& spec) {
       wp.index_in_stage = w;
       wp.stage = &spec.stages[s];
       wp.route = s + 1 < n ? spec.stages[s + 1].key_by : KeyBySpec{};
+      wp.route_batch = s + 1 < n ? spec.stages[s + 1].batch.records : st.batch.records;
       wp.merge_in_order = s > 0 && (st.ordered || downstream_ordered[s]);
       wp.publish_watermarks = downstream_ordered[s];
       wp.dead_letter_path = spec.dead_letter_path;

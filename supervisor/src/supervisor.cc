@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -39,6 +40,16 @@ using shm::store_release;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kTick = std::chrono::milliseconds(20);
+
+// Names the worker "stage#slot" in /proc/PID/comm (what top, ps -o comm and pgrep show); the
+// kernel keeps 15 bytes, so a long stage name is cut to keep the slot number.
+void set_process_name(const std::string& stage, std::uint32_t index) {
+  constexpr std::size_t kCommBytes = 15;  // the kernel's TASK_COMM_LEN less the NUL
+  const std::string suffix = fmt::format("#{}", index);
+  std::string name = stage.substr(0, kCommBytes - std::min(kCommBytes, suffix.size()));
+  name.append(suffix);
+  prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
+}
 
 std::uint64_t vm_bytes() {
   std::ifstream in("/proc/self/statm");
@@ -219,6 +230,7 @@ void Supervisor::child_main(std::uint32_t slot) {
   signal(SIGPIPE, SIG_DFL);
   sigprocmask(SIG_UNBLOCK, &blocked_, nullptr);
   const StageSpec& st = *plan_.workers[slot].stage;
+  set_process_name(st.name, plan_.workers[slot].index_in_stage);
   rlimit core{0, 0};
   setrlimit(RLIMIT_CORE, &core);
   if (st.limits.memory > 0) {

@@ -189,6 +189,14 @@ inline std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
+// The process name (/proc/PID/comm) of `pid`; workers are named "stage#slot".
+inline std::string process_name(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
 // Segments of a pipeline left in /dev/shm.
 inline std::vector<std::string> leftover_segments(const std::string& pipeline) {
   std::vector<std::string> out;

@@ -135,6 +135,26 @@ TEST(KeyByTest, EachKeyGoesToExactlyOneWorker) {
   EXPECT_EQ(all_workers.size(), 3u) << "97 keys should spread over all 3 workers";
 }
 
+// Regression: routing used to switch workers only per source batch (1024 records), so 1000
+// slow records (exec jobs) all went to one worker of the pool.
+TEST(RoutingTest, UnkeyedRecordsSpreadByTheDownstreamBatchSize) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+      "name: spread\n"
+      "stages:\n"
+      "  - {name: numbers, use: range, with: {count: 1000}}\n"
+      "  - {name: tagger, use: tag, workers: 2, batch: {records: 10}}\n"
+      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}}\n");
+  const auto r = run_process({rivus_test_bin(), "run", spec, "--quiet"}, 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, int> per_worker;
+  const auto out = read_lines(dir.file("out.txt"));
+  ASSERT_EQ(out.size(), 1000u);
+  for (const auto& line : out) per_worker[line.substr(line.rfind('|') + 1)]++;
+  ASSERT_EQ(per_worker.size(), 2u) << "both workers of the pool must get records";
+  for (const auto& [w, n] : per_worker) EXPECT_GE(n, 100) << w;
+}
+
 TEST(OrderedTest, OutputFollowsSourceOrderThroughTwoPools) {
   TempDir dir;
   const std::uint64_t n = 50000;

@@ -1,14 +1,18 @@
 // Windows end to end: keyed windows over several workers, and a window worker killed
 // mid-window giving the same results as an undisturbed run.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <thread>
 
 #include "process_util.h"
@@ -56,6 +60,64 @@ std::string window_spec(const std::string& name, const std::string& in, const st
          "  - {name: out, use: file, with: {path: " + out + "}}\n";
 }
 
+// A live worker of `sup` whose process name is `name` ("stage#slot"), or -1.
+pid_t worker_named(pid_t sup, const std::string& name) {
+  for (pid_t kid : children_of(sup)) {
+    if (process_name(kid) == name) return kid;
+  }
+  return -1;
+}
+
+// Writes `input` into the FIFO in `chunks` pieces cut at line ends; after each piece but the
+// last, SIGKILLs window worker win#(i%2) and waits for the supervisor to replace it. Returns
+// what went wrong, or "".
+std::string feed_and_kill(const std::string& fifo, const std::string& input, int chunks, pid_t sup,
+                          std::atomic<int>& kills) {
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  int fd = -1;
+  while (fd < 0) {  // non-blocking open fails with ENXIO until the source opens its end
+    fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && (errno != ENXIO || std::chrono::steady_clock::now() > deadline)) {
+      return std::string("opening the FIFO: ") + std::strerror(errno);
+    }
+    if (fd < 0) std::this_thread::sleep_for(2ms);
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::size_t from = 0;
+  for (int i = 0; i < chunks; ++i) {
+    std::size_t to = i + 1 == chunks ? input.size() : input.find('\n', input.size() * (i + 1) / chunks) + 1;
+    for (std::size_t at = from; at < to;) {
+      const ssize_t w = write(fd, input.data() + at, to - at);
+      if (w < 0) {
+        close(fd);
+        return std::string("writing the FIFO: ") + std::strerror(errno);
+      }
+      at += static_cast<std::size_t>(w);
+    }
+    from = to;
+    if (i + 1 == chunks) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(i % 3));
+    const std::string name = "win#" + std::to_string(i % 2);
+    const pid_t victim = worker_named(sup, name);
+    if (victim < 0 || kill(victim, SIGKILL) != 0) {
+      close(fd);
+      return "no live worker named " + name + " after chunk " + std::to_string(i);
+    }
+    kills.fetch_add(1);
+    for (;;) {  // the replacement carries the same name
+      const pid_t now = worker_named(sup, name);
+      if (now > 0 && now != victim) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        close(fd);
+        return "no replacement for " + name + " after chunk " + std::to_string(i);
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  close(fd);
+  return "";
+}
+
 TEST(WindowPipelineTest, KeyedWindowsOverSeveralWorkers) {
   TempDir dir;
   const int n = 20000, keys = 23, size = 7;
@@ -68,38 +130,34 @@ TEST(WindowPipelineTest, KeyedWindowsOverSeveralWorkers) {
   EXPECT_EQ(got, expected_sums(n, keys, size));
 }
 
+// The source reads a FIFO that the test fills chunk by chunk, SIGKILLing a window worker after
+// each chunk (at once, or a millisecond or two into its work) and waiting for its replacement, so
+// every kill lands mid-stream however fast the machine runs the pipeline.
 TEST(WindowPipelineTest, KilledWindowWorkersGiveIdenticalResults) {
   TempDir dir;
-  const int n = 60000, keys = 23, size = 7;
-  const std::string in = dir.write("in.txt", keyed_input(n, keys));
-  const std::string spec = dir.write("p.yaml", window_spec("winkill", in, dir.file("out.txt"), 2));
-  std::atomic<bool> stop{false};
+  const int n = 60000, keys = 23, size = 7, chunks = 12;
+  const std::string fifo = dir.file("in.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  const std::string input = keyed_input(n, keys);
+  const std::string spec = dir.write("p.yaml", window_spec("winkill", fifo, dir.file("out.txt"), 2));
+  signal(SIGPIPE, SIG_IGN);  // a failed run closes the FIFO; the write then reports EPIPE
   std::atomic<int> kills{0};
-  std::thread killer;
+  std::string feeder_error;
+  std::thread feeder;
   const auto r = run_process(
       {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 300s, {},
       [&](pid_t sup) {
-        killer = std::thread([&, sup] {
-          std::mt19937 rng(7);
-          std::this_thread::sleep_for(30ms);
-          while (!stop.load()) {
-            const auto kids = children_of(sup);
-            // Workers are forked in stage order: src, win#0, win#1, out. Kill window workers.
-            if (kids.size() >= 3) {
-              if (kill(kids[1 + rng() % 2], SIGKILL) == 0) kills.fetch_add(1);
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 6));
-          }
-        });
+        feeder = std::thread([&, sup] { feeder_error = feed_and_kill(fifo, input, chunks, sup, kills); });
       });
-  stop = true;
-  killer.join();
+  feeder.join();
+  ASSERT_EQ(feeder_error, "");
   ASSERT_EQ(r.exit_code, 0) << r.err.substr(0, 3000);
   auto got = read_lines(dir.file("out.txt"));
   std::sort(got.begin(), got.end());
   EXPECT_TRUE(got == expected_sums(n, keys, size)) << "got " << got.size() << " windows";
   const auto report = nlohmann::json::parse(read_file(dir.file("r.json")));
-  EXPECT_GT(report["stages"][1]["restarts"].get<int>(), 3) << "kills: " << kills.load();
+  EXPECT_EQ(kills.load(), chunks - 1);
+  EXPECT_EQ(report["stages"][1]["restarts"].get<int>(), kills.load());
 }
 
 TEST(BatchPipelineTest, GroupsRecordsAndFlushesTheTailAtEnd) {

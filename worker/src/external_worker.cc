@@ -90,6 +90,7 @@ std::string encode_plan(const WorkerPlan& plan) {
             {"inputs", plan.inputs},
             {"outputs", plan.outputs},
             {"route", key_by_json(plan.route)},
+            {"route_batch", plan.route_batch},
             {"merge_in_order", plan.merge_in_order},
             {"publish_watermarks", plan.publish_watermarks},
             {"dead_letter_path", plan.dead_letter_path},
@@ -143,6 +144,7 @@ Result<std::unique_ptr<ExternalPlan>> decode_plan(std::string_view text, StageIn
     p.inputs = j.at("inputs").get<std::vector<std::uint32_t>>();
     p.outputs = j.at("outputs").get<std::vector<std::uint32_t>>();
     p.route = key_by_from(j.at("route"));
+    p.route_batch = j.value("route_batch", 1024u);
     p.merge_in_order = j.at("merge_in_order").get<bool>();
     p.publish_watermarks = j.at("publish_watermarks").get<bool>();
     p.dead_letter_path = j.at("dead_letter_path").get<std::string>();

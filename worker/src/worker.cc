@@ -135,6 +135,8 @@ class WorkerLoop {
   std::int64_t batch_now_ = 0;            // CLOCK_REALTIME for records a source emits
   shm::Waiter waiter_;
   std::uint64_t max_record_ = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen_;  // wait_for_input: tail, watermark
+  std::uint64_t sent_to_current_ = 0;  // records routed to current_out_ since it was chosen
   std::uint64_t records_out_ = 0;  // emitted since the last commit
   std::uint64_t bytes_out_ = 0;
 };
@@ -607,6 +609,7 @@ void WorkerLoop::commit(bool final) {
   uncommitted_records_ = 0;
   uncommitted_bytes_ = 0;
   if (!uncommitted()) current_out_ = out_.empty() ? 0 : (current_out_ + 1) % out_.size();
+  sent_to_current_ = 0;
 }
 
 // Round-robin by batch, skipping to the emptiest ring so a slow worker in a pool gets less.
@@ -632,9 +635,15 @@ void WorkerLoop::write_output(const Record& rec) {
     r.seq = next_seq_;  // counted once the record is in the ring (a commit may come first)
     if (r.time_ns == 0) r.time_ns = batch_now_;
   }
+  if (plan_.route.kind == KeyByKind::kNone && sent_to_current_ >= plan_.route_batch) {
+    // The downstream stage's batch is full: the next one goes to the emptiest ring.
+    current_out_ = (current_out_ + 1) % out_.size();
+    choose_output_for_batch();
+    sent_to_current_ = 0;
+  }
   std::size_t j = current_out_;
   switch (plan_.route.kind) {
-    case KeyByKind::kNone: break;
+    case KeyByKind::kNone: ++sent_to_current_; break;
     case KeyByKind::kRecord: r.key = hash_bytes(r.data); j = r.key % out_.size(); break;
     case KeyByKind::kField: r.key = hash_bytes(plan_.route.extract(r.data)); j = r.key % out_.size(); break;
     case KeyByKind::kKey: j = r.key % out_.size(); break;
@@ -690,15 +699,25 @@ void WorkerLoop::wait_for_space(SpscRing::Producer& p, std::uint64_t need) {
   if (started != 0) store_relaxed(slot_.batch_started_ns, started + blocked.count());
 }
 
+// Sleeps until some input ring's tail or watermark moves past what the last gather() saw (or
+// the deadline). The snapshot is the consumers' cached values, which gather() refreshed when it
+// came back empty, so a record published since then ends the wait at once. Records gather() saw
+// but could not take (an ordered merge waiting for another ring) do not end it: waking on them
+// would spin.
 void WorkerLoop::wait_for_input(Clock::time_point deadline) {
   const auto t0 = Clock::now();
-  const std::uint64_t w0 = plan_.publish_watermarks ? input_watermark() : 0;
+  seen_.resize(in_.size());
+  for (std::size_t i = 0; i < in_.size(); ++i) seen_[i] = {in_[i].cached_tail(), in_[i].watermark()};
   waiter_.wait(slot_.input_bell,
                [&] {
-                 for (auto& c : in_) {
-                   if (c.refresh() || c.at_end()) return true;
+                 for (std::size_t i = 0; i < in_.size(); ++i) {
+                   in_[i].refresh();
+                   if (in_[i].cached_tail() != seen_[i].first ||
+                       in_[i].watermark() != seen_[i].second) {
+                     return true;
+                   }
                  }
-                 return plan_.merge_in_order && input_watermark() != w0;
+                 return false;
                },
                deadline);
   counter_add(slot_.counters.idle_ns,

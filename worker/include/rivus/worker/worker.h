@@ -34,6 +34,8 @@ struct WorkerPlan {
   std::vector<std::uint32_t> inputs;   // rings from each upstream worker
   std::vector<std::uint32_t> outputs;  // rings to each downstream worker, by downstream index
   KeyBySpec route;                     // the downstream stage's key_by
+  std::uint32_t route_batch = 1024;    // unkeyed: records sent to one downstream worker before
+                                       // moving on (the downstream stage's batch.records)
   bool merge_in_order = false;         // consume inputs in seq order (ordered stages)
   bool publish_watermarks = false;     // a consumer downstream merges by seq
   std::string dead_letter_path;
