@@ -44,6 +44,7 @@ using YAML::Node;
 constexpr std::uint64_t kMinRingCapacity = 4ULL << 10;
 constexpr std::uint64_t kMaxRingCapacity = 1ULL << 30;
 constexpr std::int64_t kMaxWorkers = 256;
+constexpr std::int64_t kMaxSpares = 16;
 constexpr std::size_t kMaxNameLength = 48;
 constexpr std::uint64_t kMinBatchBytes = 64;
 constexpr std::uint64_t kMinMemoryLimit = 1ULL << 20;
@@ -55,7 +56,8 @@ constexpr const char* kNameRule = "1 to 48 characters from A-Z a-z 0-9 _ . -";
 const std::vector<std::string> kPipelineKeys = {
     "name",           "stages",      "ring",        "batch",       "retry",
     "restart",        "dead_letter", "metrics",     "timeout",     "batch_size",
-    "flush_interval", "buffer_size", "max_retries", "retry_delay", "retry_backoff"};
+    "flush_interval", "buffer_size", "max_retries", "retry_delay", "retry_backoff",
+    "spares"};
 const std::vector<std::string> kStageKeys = {
     "name",           "use",         "with",        "workers",      "batch",   "key_by",
     "ordered",        "timeout",     "limits",      "retry",        "restart", "batch_size",
@@ -384,6 +386,8 @@ Status SpecParser::read_mapping(const Node& node, const std::string& where,
       std::string hint = suggestion(name, allowed);
       if (hint.empty() && name == "buffer_size") {
         hint = " (buffer_size sets ring.capacity, a pipeline-wide setting)";
+      } else if (hint.empty() && name == "spares") {
+        hint = " (spares is a pipeline-wide setting)";
       }
       return error(key, "unknown key '" + name + "' " + where +
                             "; expected one of: " + join(allowed) + hint);
@@ -653,6 +657,10 @@ Status SpecParser::parse_pipeline(const Fields& top, PipelineSpec* spec,
   RIVUS_RETURN_IF_ERROR(read_batch(top, "", &spec->batch));
   RIVUS_RETURN_IF_ERROR(read_retry(top, "", &spec->retry));
   RIVUS_RETURN_IF_ERROR(read_restart(top, "", &spec->restart));
+
+  if (const Entry* e = top.find("spares")) {
+    RIVUS_RETURN_IF_ERROR(read_uint(*e, "spares", 0, kMaxSpares, &spec->spares));
+  }
 
   if (const Entry* e = top.find("timeout")) {
     RIVUS_RETURN_IF_ERROR(read_duration(*e, "timeout", default_timeout));

@@ -235,6 +235,10 @@ Pipeline& Pipeline::timeout(std::chrono::nanoseconds t) {
   settings_["timeout"] = format_duration(t);
   return *this;
 }
+Pipeline& Pipeline::spares(std::uint32_t n) {
+  settings_["spares"] = n;
+  return *this;
+}
 Pipeline& Pipeline::metrics_listen(std::string host_port) {
   settings_["metrics"] = {{"listen", std::move(host_port)}};
   return *this;

@@ -1,5 +1,6 @@
 #include "rivus/supervisor/supervisor.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "external.h"  // embedding (issue 6): external workers
 #include "metrics.h"
@@ -67,8 +69,16 @@ struct Proc {
   std::string kill_reason;  // set when the supervisor killed it (timeout)
 };
 
+// A pre-forked worker process that has done its start-up and blocks reading its pipe for the
+// slot of a crashed worker (docs/fault-tolerance.md, "Spare workers").
+struct Spare {
+  pid_t pid = 0;
+  int fd = -1;  // the pipe's write end; closing it tells the spare to exit
+};
+
 struct StageRun {
   std::deque<Clock::time_point> restarts;  // within the restart window
+  std::uint64_t from_spare = 0;            // restarts a spare took over
   bool failed = false;
 };
 
@@ -81,7 +91,13 @@ class Supervisor {
  private:
   Status setup();
   void spawn(std::uint32_t slot);
+  pid_t hand_to_spare(std::uint32_t slot);
+  void fork_spares();
+  void retire_spares();
+  void prepare_child();
   [[noreturn]] void child_main(std::uint32_t slot);
+  [[noreturn]] void spare_main(int fd);
+  [[noreturn]] void run_slot(std::uint32_t slot);
   void reap();
   void on_exit(std::uint32_t slot, int status);
   void roll_forward(std::uint32_t slot);
@@ -105,6 +121,7 @@ class Supervisor {
   std::shared_ptr<spdlog::logger> log_;
   std::vector<Proc> procs_;
   std::vector<StageRun> stages_;
+  std::vector<Spare> spares_;
   int sigfd_ = -1;
   int timerfd_ = -1;
   int interrupts_ = 0;
@@ -191,9 +208,11 @@ void Supervisor::spawn(std::uint32_t slot) {
   // Embedding (issue 6): a `use: external` stage starts its own program (external.cc), a direct
   // child reaped below like any forked worker.
   std::string external_error;
-  const pid_t pid = plan_.workers[slot].stage->use == detail::kExternalStage
-                        ? detail::spawn_external(*seg_, plan_.workers[slot], &external_error)
-                        : fork();
+  const bool external = plan_.workers[slot].stage->use == detail::kExternalStage;
+  pid_t pid = external ? detail::spawn_external(*seg_, plan_.workers[slot], &external_error)
+                       : hand_to_spare(slot);
+  if (pid > 0 && !external) ++stages_[ws.stage].from_spare;
+  if (pid == 0) pid = fork();
   if (pid == 0) child_main(slot);
   if (pid < 0) {
     if (!external_error.empty()) {
@@ -218,27 +237,110 @@ void Supervisor::spawn(std::uint32_t slot) {
   }
 }
 
-void Supervisor::child_main(std::uint32_t slot) {
-  // In the child: the segment belongs to the supervisor, the signalfd and timer too.
+// A spare, if one is ready, becomes the worker of `slot`: returns its pid, or 0 if there is none
+// (the caller forks). The spare is forked again at the next tick, off the crash's critical path.
+pid_t Supervisor::hand_to_spare(std::uint32_t slot) {
+  while (!spares_.empty()) {
+    const Spare spare = spares_.back();
+    spares_.pop_back();
+    const std::uint32_t message = slot;
+    const bool sent = write(spare.fd, &message, sizeof message) == sizeof message;
+    close(spare.fd);
+    if (sent) return spare.pid;
+    kill(spare.pid, SIGKILL);  // it died or broke: try the next one, or fork
+    waitpid(spare.pid, nullptr, 0);
+  }
+  return 0;
+}
+
+void Supervisor::fork_spares() {
+  while (spares_.size() < spec_.spares && !aborting_ &&
+         load_acquire(seg_->header().run_state) == static_cast<std::uint32_t>(shm::RunState::kRunning)) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      log_->warn("cannot make a spare worker's pipe: {}", std::strerror(errno));
+      return;
+    }
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[1]);
+      spare_main(fds[0]);
+    }
+    close(fds[0]);
+    if (pid < 0) {
+      close(fds[1]);
+      log_->warn("cannot fork a spare worker: {}", std::strerror(errno));
+      return;
+    }
+    spares_.push_back({pid, fds[1]});
+  }
+}
+
+// Closing a spare's pipe makes it exit 0; reaped here, so an embedding program is left with no
+// children of ours.
+void Supervisor::retire_spares() {
+  for (const Spare& spare : spares_) {
+    close(spare.fd);
+    if (aborting_) kill(spare.pid, SIGKILL);
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  for (const Spare& spare : spares_) {
+    while (waitpid(spare.pid, nullptr, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        kill(spare.pid, SIGKILL);
+        waitpid(spare.pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  spares_.clear();
+}
+
+// In every forked child, worker or spare: the segment, the signalfd, the timer and the spares'
+// pipes belong to the supervisor.
+void Supervisor::prepare_child() {
   seg_->disown();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != self_) _exit(worker::kExitAborted);  // the supervisor died before prctl
   close(sigfd_);
   close(timerfd_);
+  for (const Spare& spare : spares_) close(spare.fd);
   signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is the supervisor's to handle (it drains)
   signal(SIGTERM, SIG_DFL);
   signal(SIGPIPE, SIG_DFL);
   sigprocmask(SIG_UNBLOCK, &blocked_, nullptr);
-  const StageSpec& st = *plan_.workers[slot].stage;
-  set_process_name(st.name, plan_.workers[slot].index_in_stage);
   rlimit core{0, 0};
   setrlimit(RLIMIT_CORE, &core);
+  spdlog::drop_all();
+}
+
+void Supervisor::child_main(std::uint32_t slot) {
+  prepare_child();
+  run_slot(slot);
+}
+
+void Supervisor::spare_main(int fd) {
+  prepare_child();
+  prctl(PR_SET_NAME, "spare", 0, 0, 0);
+  std::uint32_t slot = 0;
+  ssize_t n = 0;
+  do {
+    n = read(fd, &slot, sizeof slot);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n != sizeof slot || slot >= plan_.workers.size()) _exit(worker::kExitOk);  // not needed
+  run_slot(slot);
+}
+
+void Supervisor::run_slot(std::uint32_t slot) {
+  const StageSpec& st = *plan_.workers[slot].stage;
+  set_process_name(st.name, plan_.workers[slot].index_in_stage);
   if (st.limits.memory > 0) {
     const rlim_t cap = vm_bytes() + st.limits.memory;
     rlimit as{cap, cap};
     setrlimit(RLIMIT_AS, &as);
   }
-  spdlog::drop_all();
   int code = worker::kExitFatal;
   try {
     code = worker::run_worker(*seg_, plan_.workers[slot]);
@@ -252,7 +354,6 @@ void Supervisor::child_main(std::uint32_t slot) {
   _exit(code);
 }
 
-// Reaps only this run's own children (an embedding program may have others of its own).
 void Supervisor::reap() {
   int status = 0;
   if (metrics_server_ > 0 && waitpid(metrics_server_, &status, WNOHANG) == metrics_server_) {
@@ -261,6 +362,18 @@ void Supervisor::reap() {
   for (std::uint32_t i = 0; i < procs_.size(); ++i) {
     if (!procs_[i].running) continue;
     if (waitpid(procs_[i].pid, &status, WNOHANG) == procs_[i].pid) on_exit(i, status);
+  }
+  for (auto it = spares_.begin(); it != spares_.end();) {
+    if (waitpid(it->pid, &status, WNOHANG) != it->pid) {
+      ++it;
+      continue;
+    }
+    // Not a worker crash: no slot had its work. The next tick forks another.
+    log_->warn("spare worker (pid {}) {}", it->pid,
+               WIFSIGNALED(status) ? "killed by " + detail::signal_name(WTERMSIG(status))
+                                   : "exited with code " + std::to_string(WEXITSTATUS(status)));
+    close(it->fd);
+    it = spares_.erase(it);
   }
 }
 
@@ -406,35 +519,39 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   store_release(ws.state, shm::WorkerState::kCrashed);
   shm::counter_add(ws.crashes, 1);
   p.died_at = Clock::now();
-  log_->warn("worker {} (pid {}) {}", worker_name, p.pid, reason);
+  const pid_t dead_pid = p.pid;
   handle_poison(slot, sig, code, p.kill_reason.empty() ? reason : "timeout");
 
-  // Restart intensity: at most max_restarts within the window.
+  // Restart intensity: at most max_restarts within the window. The replacement starts before
+  // the log line and the report event: they are not on the crash's critical path.
   StageRun& sr = stages_[stage];
   const auto now = Clock::now();
   sr.restarts.push_back(now);
   while (!sr.restarts.empty() && now - sr.restarts.front() > st.restart.window) sr.restarts.pop_front();
-  event({{"type", "crash"}, {"stage", st.name}, {"worker", ws.index_in_stage}, {"pid", p.pid},
+  const bool too_many = sr.restarts.size() > st.restart.max_restarts;
+  const double factor = std::pow(2.0, static_cast<double>(sr.restarts.size() - 1));
+  const auto backoff = std::chrono::nanoseconds(static_cast<std::int64_t>(
+      std::min(static_cast<double>(st.restart.backoff.count()) * factor, 5e9)));
+  if (!too_many) {
+    p.restart_pending = true;
+    p.restart_at = now + backoff;
+    if (backoff.count() == 0 && !aborting_) {
+      store_relaxed(ws.generation, load_relaxed(ws.generation) + 1);
+      store_relaxed(ws.restarts, load_relaxed(ws.restarts) + 1);
+      shm::counter_add(seg_->stage(stage).restarts, 1);
+      shm::counter_add(seg_->header().total_restarts, 1);
+      spawn(slot);
+    }
+  }
+  log_->warn("worker {} (pid {}) {}", worker_name, dead_pid, reason);
+  event({{"type", "crash"}, {"stage", st.name}, {"worker", ws.index_in_stage}, {"pid", dead_pid},
          {"signal", sig ? json(detail::signal_name(sig)) : json(nullptr)},
          {"exit_code", code >= 0 ? json(code) : json(nullptr)}, {"reason", reason}});
-  if (sr.restarts.size() > st.restart.max_restarts) {
+  if (too_many) {
     fail_stage(stage, "stage '" + st.name + "' restarted " + std::to_string(sr.restarts.size()) +
                           " times within " + format_duration(st.restart.window) +
                           " (restart.max_restarts is " + std::to_string(st.restart.max_restarts) +
                           "); last: " + reason);
-    return;
-  }
-  const double factor = std::pow(2.0, static_cast<double>(sr.restarts.size() - 1));
-  const auto backoff = std::chrono::nanoseconds(static_cast<std::int64_t>(
-      std::min(static_cast<double>(st.restart.backoff.count()) * factor, 5e9)));
-  p.restart_pending = true;
-  p.restart_at = now + backoff;
-  if (backoff.count() == 0 && !aborting_) {
-    store_relaxed(ws.generation, load_relaxed(ws.generation) + 1);
-    store_relaxed(ws.restarts, load_relaxed(ws.restarts) + 1);
-    shm::counter_add(seg_->stage(stage).restarts, 1);
-    shm::counter_add(seg_->header().total_restarts, 1);
-    spawn(slot);
   }
 }
 
@@ -454,6 +571,7 @@ void Supervisor::fail_stage(std::uint32_t stage, const std::string& why) {
 
 void Supervisor::abort_all() {
   aborting_ = true;
+  for (const Spare& spare : spares_) kill(spare.pid, SIGKILL);
   for (Proc& p : procs_) {
     p.restart_pending = false;
     if (p.running) kill(p.pid, SIGKILL);
@@ -484,6 +602,7 @@ void Supervisor::tick() {
       spawn(i);
     }
   }
+  fork_spares();
   sample(false);
   progress(false);
 }
@@ -568,7 +687,8 @@ json Supervisor::build_report(const std::string& status, int exit_code) {
               {"records_in", c.records_in}, {"records_out", c.records_out},
               {"bytes_in", c.bytes_in}, {"bytes_out", c.bytes_out}, {"batches", c.batches},
               {"errors", c.errors}, {"retries", c.retries}, {"dead_letters", c.dead_letters},
-              {"restarts", st.restarts}, {"crashes", crashes}, {"crashes_by_cause", by_signal},
+              {"restarts", st.restarts}, {"restarts_from_spare", stages_[s].from_spare},
+              {"crashes", crashes}, {"crashes_by_cause", by_signal},
               {"time_lost_s", static_cast<double>(lost_ns) / 1e9},
               {"busy_s", static_cast<double>(c.busy_ns) / 1e9},
               {"idle_s", static_cast<double>(c.idle_ns) / 1e9},
@@ -615,6 +735,7 @@ RunResult Supervisor::run() {
   store_release(seg_->header().run_state, shm::RunState::kRunning);
   // Fork every worker before this process starts any thread.
   for (std::uint32_t i = 0; i < procs_.size() && !aborting_; ++i) spawn(i);
+  fork_spares();  // after the workers, which need the CPUs first
   sample(true);
 
   while (!all_done()) {
@@ -645,6 +766,7 @@ RunResult Supervisor::run() {
       tick();
     }
   }
+  retire_spares();
   sample(true);
   progress(true);
   std::string status = "finished";

@@ -320,7 +320,8 @@ TEST_F(PipelineTest, ToYamlIsTheSpecThatRuns) {
                                  .key_by_record() >>
        rivus::discard())
           .name("emb-yaml")
-          .ring_capacity(64 * 1024);
+          .ring_capacity(64 * 1024)
+          .spares(2);
   const std::string yaml = p.to_yaml();
   EXPECT_NE(yaml.find("\"use\": \"fn."), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("\"workers\": 2"), std::string::npos) << yaml;
@@ -332,6 +333,7 @@ TEST_F(PipelineTest, ToYamlIsTheSpecThatRuns) {
   EXPECT_EQ(spec->stages[1].timeout, std::chrono::seconds(2));
   EXPECT_EQ(spec->stages[1].key_by.kind, rivus::KeyByKind::kRecord);
   EXPECT_EQ(spec->ring_capacity, 64u * 1024);
+  EXPECT_EQ(spec->spares, 2u);
   EXPECT_EQ(spec->stages[1].name, "fn2");
 }
 

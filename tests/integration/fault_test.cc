@@ -176,19 +176,19 @@ TEST(SupervisorDeathTest, WorkersExitAndCleanRemovesTheSegment) {
       "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
       "  - {name: hash, use: fnv, with: {rounds: 1000}, workers: 2}\n"
       "  - {name: out, use: discard}\n");
-  std::vector<pid_t> workers;
+  std::vector<pid_t> workers;  // four workers and the spare
   pid_t supervisor = 0;
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s, {}, [&](pid_t sup) {
     supervisor = sup;
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (workers.size() < 4 && std::chrono::steady_clock::now() < deadline) {
+    while (workers.size() < 5 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(20ms);
       workers = children_of(sup);
     }
     kill(sup, SIGKILL);
   });
   EXPECT_EQ(r.signal, SIGKILL);
-  ASSERT_EQ(workers.size(), 4u);
+  ASSERT_EQ(workers.size(), 5u);
   const auto deadline = std::chrono::steady_clock::now() + 1s;
   bool all_gone = false;
   while (!all_gone && std::chrono::steady_clock::now() < deadline) {
@@ -202,6 +202,110 @@ TEST(SupervisorDeathTest, WorkersExitAndCleanRemovesTheSegment) {
   EXPECT_EQ(clean.exit_code, 0);
   EXPECT_NE(clean.out.find(stale), std::string::npos) << clean.out;
   EXPECT_FALSE(std::filesystem::exists("/dev/shm/" + stale));
+}
+
+// Waits (bounded) for `done()`; false if the deadline passed first.
+template <class Pred>
+bool wait_for(Pred done, std::chrono::seconds limit = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+std::string endless_fnv_spec(TempDir& dir, const std::string& name, const std::string& extra) {
+  return dir.write("p.yaml",
+      "name: " + name + "\n" + extra +
+      "stages:\n"
+      "  - {name: numbers, use: range, with: {count: 1000000000000}}\n"
+      "  - {name: hash, use: fnv, with: {rounds: 100}, workers: 2}\n"
+      "  - {name: out, use: discard}\n");
+}
+
+TEST(SpareTest, TheSpareTakesOverACrashedWorkerAndAnotherIsForked) {
+  TempDir dir;
+  const std::string spec = endless_fnv_spec(dir, "sparetake", "");
+  pid_t spare = -1, victim = -1, next_spare = -1;
+  bool took_over = false;
+  const auto r = run_process(
+      {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s, {},
+      [&](pid_t sup) {
+        if (!wait_for([&] { return (spare = child_named(sup, "spare")) > 0; })) return;
+        if (!wait_for([&] { return (victim = child_named(sup, "hash#0")) > 0; })) return;
+        kill(victim, SIGKILL);
+        took_over = wait_for([&] { return process_name(spare) == "hash#0"; });
+        wait_for([&] {
+          next_spare = child_named(sup, "spare");
+          return next_spare > 0 && next_spare != spare;
+        });
+        kill(sup, SIGINT);
+      });
+  ASSERT_GT(spare, 0) << "no process named 'spare' under the supervisor";
+  ASSERT_GT(victim, 0);
+  EXPECT_TRUE(took_over) << "the spare (pid " << spare << ") did not become hash#0";
+  EXPECT_GT(next_spare, 0) << "no new spare after the hand-over";
+  EXPECT_NE(next_spare, spare);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_TRUE(process_gone(next_spare)) << "the spare outlived the run";
+  const auto report = json::parse(read_file(dir.file("r.json")));
+  EXPECT_EQ(report["stages"][1]["restarts"].get<int>(), 1);
+  EXPECT_EQ(report["stages"][1]["restarts_from_spare"].get<int>(), 1);
+  EXPECT_EQ(report["stages"][1]["workers_detail"][0]["pid"].get<int>(), spare);
+  EXPECT_TRUE(leftover_segments("sparetake").empty());
+}
+
+TEST(SpareTest, AKilledSpareIsReplacedAndIsNotAWorkerRestart) {
+  TempDir dir;
+  const std::string spec = endless_fnv_spec(dir, "sparekill", "");
+  pid_t spare = -1, next_spare = -1;
+  const auto r = run_process(
+      {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s, {},
+      [&](pid_t sup) {
+        if (!wait_for([&] { return (spare = child_named(sup, "spare")) > 0; })) return;
+        kill(spare, SIGKILL);
+        wait_for([&] {
+          next_spare = child_named(sup, "spare");
+          return next_spare > 0 && next_spare != spare;
+        });
+        kill(sup, SIGINT);
+      });
+  ASSERT_GT(spare, 0);
+  EXPECT_GT(next_spare, 0) << "no new spare after the first was killed";
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.err.find("spare worker (pid " + std::to_string(spare) + ") killed by SIGKILL"),
+            std::string::npos) << r.err;
+  const auto report = json::parse(read_file(dir.file("r.json")));
+  EXPECT_EQ(report["restarts"].get<int>(), 0);
+}
+
+TEST(SpareTest, WithNoSparesACrashedWorkerIsForkedAfresh) {
+  TempDir dir;
+  const std::string spec = endless_fnv_spec(dir, "nospare", "spares: 0\n");
+  pid_t victim = -1, replacement = -1;
+  std::vector<pid_t> kids;
+  const auto r = run_process(
+      {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s, {},
+      [&](pid_t sup) {
+        if (!wait_for([&] { return (victim = child_named(sup, "hash#0")) > 0; })) return;
+        wait_for([&] { return child_named(sup, "out#0") > 0; });
+        kids = children_of(sup);
+        kill(victim, SIGKILL);
+        wait_for([&] {
+          replacement = child_named(sup, "hash#0");
+          return replacement > 0 && replacement != victim;
+        });
+        kill(sup, SIGINT);
+      });
+  ASSERT_GT(victim, 0);
+  EXPECT_EQ(kids.size(), 4u) << "spares: 0 must fork no spare";
+  EXPECT_GT(replacement, 0);
+  EXPECT_EQ(std::count(kids.begin(), kids.end(), replacement), 0) << "the replacement is a new process";
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  const auto report = json::parse(read_file(dir.file("r.json")));
+  EXPECT_EQ(report["stages"][1]["restarts"].get<int>(), 1);
+  EXPECT_EQ(report["stages"][1]["restarts_from_spare"].get<int>(), 0);
 }
 
 TEST(SupervisorDeathTest, CleanLeavesLiveSegmentsAndRunRemovesItsOwnStaleOnes) {

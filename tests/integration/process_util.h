@@ -197,6 +197,14 @@ inline std::string process_name(pid_t pid) {
   return name;
 }
 
+// A child of `parent` named `name` (a worker "stage#slot", or "spare"), or -1.
+inline pid_t child_named(pid_t parent, const std::string& name) {
+  for (pid_t kid : children_of(parent)) {
+    if (process_name(kid) == name) return kid;
+  }
+  return -1;
+}
+
 // Segments of a pipeline left in /dev/shm.
 inline std::vector<std::string> leftover_segments(const std::string& pipeline) {
   std::vector<std::string> out;

@@ -60,14 +60,6 @@ std::string window_spec(const std::string& name, const std::string& in, const st
          "  - {name: out, use: file, with: {path: " + out + "}}\n";
 }
 
-// A live worker of `sup` whose process name is `name` ("stage#slot"), or -1.
-pid_t worker_named(pid_t sup, const std::string& name) {
-  for (pid_t kid : children_of(sup)) {
-    if (process_name(kid) == name) return kid;
-  }
-  return -1;
-}
-
 // Writes `input` into the FIFO in `chunks` pieces cut at line ends; after each piece but the
 // last, SIGKILLs window worker win#(i%2) and waits for the supervisor to replace it. Returns
 // what went wrong, or "".
@@ -98,14 +90,14 @@ std::string feed_and_kill(const std::string& fifo, const std::string& input, int
     if (i + 1 == chunks) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(i % 3));
     const std::string name = "win#" + std::to_string(i % 2);
-    const pid_t victim = worker_named(sup, name);
+    const pid_t victim = child_named(sup, name);
     if (victim < 0 || kill(victim, SIGKILL) != 0) {
       close(fd);
       return "no live worker named " + name + " after chunk " + std::to_string(i);
     }
     kills.fetch_add(1);
     for (;;) {  // the replacement carries the same name
-      const pid_t now = worker_named(sup, name);
+      const pid_t now = child_named(sup, name);
       if (now > 0 && now != victim) break;
       if (std::chrono::steady_clock::now() > deadline) {
         close(fd);

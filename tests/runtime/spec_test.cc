@@ -123,6 +123,7 @@ restart: {max_restarts: 3, window: 1m, backoff: 100ms}
 dead_letter: {path: /tmp/dl.jsonl}
 metrics: {listen: "127.0.0.1:9100"}
 timeout: 30s
+spares: 3
 stages:
   - name: numbers
     use: src
@@ -166,6 +167,7 @@ stages:
   EXPECT_EQ(s.restart.backoff, milliseconds(100));
   EXPECT_EQ(s.dead_letter_path, "/tmp/dl.jsonl");
   EXPECT_EQ(s.metrics_listen, "127.0.0.1:9100");
+  EXPECT_EQ(s.spares, 3u);
   ASSERT_EQ(s.stages.size(), 3u);
 
   const StageSpec& numbers = s.stages[0];
@@ -186,7 +188,7 @@ stages:
   EXPECT_EQ(numbers.limits.cpu.count(), 0);
   EXPECT_EQ(numbers.retry.max_retries, 5u);
   EXPECT_EQ(numbers.restart.max_restarts, 3u);
-  EXPECT_EQ(numbers.location.to_string(), "p.yaml:10:5");
+  EXPECT_EQ(numbers.location.to_string(), "p.yaml:11:5");
 
   const StageSpec& hash = s.stages[1];
   EXPECT_EQ(hash.name, "hash");
@@ -212,7 +214,7 @@ stages:
   EXPECT_EQ(hash.restart.max_restarts, 7u);
   EXPECT_EQ(hash.restart.window, seconds(60));
   EXPECT_EQ(hash.restart.backoff, milliseconds(100));
-  EXPECT_EQ(hash.location.line, 14);
+  EXPECT_EQ(hash.location.line, 15);
 
   const StageSpec& out = s.stages[2];
   EXPECT_EQ(out.with.get_string("path"), "out.txt");
@@ -241,6 +243,7 @@ TEST_F(SpecTest, MinimalSpecGetsEveryDefault) {
   EXPECT_EQ(s.restart.backoff, restart.backoff);
   EXPECT_EQ(s.dead_letter_path, "tiny.dead-letter.jsonl");
   EXPECT_EQ(s.metrics_listen, "");
+  EXPECT_EQ(s.spares, 1u);
   ASSERT_EQ(s.stages.size(), 3u);
   const StageSpec& b = s.stages[1];
   EXPECT_EQ(b.workers, 1u);
@@ -519,6 +522,15 @@ TEST_F(SpecTest, WindowSizeIsNotAcceptedYet) {
 TEST_F(SpecTest, BufferSizeInAStageSaysItIsPipelineWide) {
   expect_invalid(three_stages("    buffer_size: 64KiB\n"),
                  "p.yaml:8:5:", "buffer_size sets ring.capacity, a pipeline-wide setting");
+}
+
+TEST_F(SpecTest, SparesOutOfRangeIsAnError) {
+  const std::string text = std::string("name: p\nspares: 17\nstages:\n") + kNumbers + kOut;
+  expect_invalid(text, "p.yaml:2:9:", "spares is '17'; expected an integer from 0 to 16");
+}
+
+TEST_F(SpecTest, SparesInAStageSaysItIsPipelineWide) {
+  expect_invalid(three_stages("    spares: 2\n"), "p.yaml:8:5:", "spares is a pipeline-wide setting");
 }
 
 TEST_F(SpecTest, DuplicateKeyInAMappingIsAnError) {

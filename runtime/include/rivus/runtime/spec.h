@@ -74,6 +74,7 @@ struct PipelineSpec {
   BatchSpec batch;                        // defaults for every stage
   RetrySpec retry;
   RestartSpec restart;
+  std::uint32_t spares = 1;               // pre-forked workers that take over a crashed one's slot
   std::string dead_letter_path;           // default: <name>.dead-letter.jsonl
   std::string metrics_listen;             // host:port for /metrics; empty = off
   std::vector<StageSpec> stages;

@@ -141,6 +141,7 @@ class Pipeline {
   Pipeline& retry(const RetrySpec& r);
   Pipeline& restart(const RestartSpec& r);
   Pipeline& timeout(std::chrono::nanoseconds t);
+  Pipeline& spares(std::uint32_t n);             // pre-forked replacement workers (default 1)
   Pipeline& metrics_listen(std::string host_port);  // serve /metrics while running
 
   // Appends (flattening); pipeline-wide settings already set here win over `rest`'s.
