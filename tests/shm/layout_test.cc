@@ -43,6 +43,7 @@ TEST(LayoutTest, WorkerSlotKeepsWritersOnSeparateLines) {
   EXPECT_EQ(offsetof(WorkerSlot, intent_state), 192u);
   EXPECT_EQ(offsetof(WorkerSlot, position), 208u);
   EXPECT_EQ(offsetof(WorkerSlot, batch_started_ns), 256u);
+  EXPECT_EQ(offsetof(WorkerSlot, running_mono_ns), 288u);
   EXPECT_EQ(offsetof(WorkerSlot, careful_budget), 320u);
   EXPECT_EQ(offsetof(WorkerSlot, counters), 384u);
   EXPECT_EQ(offsetof(WorkerSlot, batch_ns), 512u);

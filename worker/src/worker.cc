@@ -203,6 +203,7 @@ int WorkerLoop::run() {
     if (Status s = open(); !s.ok()) {
       return fatal("stage '" + spec_.name + "' cannot start: " + s.message());
     }
+    store_relaxed(slot_.running_mono_ns, shm::monotonic_ns());
     store_release(slot_.state, shm::WorkerState::kRunning);
     const int code = is_source() ? run_source() : run_stage();
     if (source_) source_->close();

@@ -199,7 +199,8 @@ struct alignas(kCacheLine) WorkerSlot {
   std::uint32_t current_ring;          // careful mode: ring of the record being processed
   std::uint32_t careful;               // 1 while processing one record at a time
   std::uint64_t current_pos;           // careful mode: ring position of that record
-  std::uint8_t reserved4[32];
+  std::int64_t running_mono_ns;        // CLOCK_MONOTONIC when this process entered kRunning
+  std::uint8_t reserved4[24];
   // Line 5: recovery instructions, written by the supervisor while the worker is dead, before
   // its replacement starts; the replacement counts careful_budget down as it replays.
   alignas(kCacheLine) std::uint64_t careful_budget;  // records to process one at a time
