@@ -2,7 +2,7 @@
 //
 //   crash_recovery [--rivus PATH] [--samples 200] [--workers 2] [--rounds 1000]
 //                  [--interval-ms 20] [--deadline-ms 2000] [--poll sleep|spin] [--raw FILE]
-//                  [--signal KILL|SEGV|ABRT|BUS]
+//                  [--signal KILL|SEGV|ABRT|BUS] [--spares N]
 //
 // Starts `rivus run` on a long pipeline (range of 10^15 -> fnv x workers -> discard) written to a
 // temporary directory, attaches to its segment read-only ("rivus.crashbench.<pid>"), and then,
@@ -71,6 +71,7 @@ struct Options {
   bool lazy = false;
   std::string raw;
   int signal = SIGKILL;
+  int spares = -1;  // -1: the spec leaves `spares` at its default
   std::string signal_name = "KILL";
 };
 
@@ -115,6 +116,7 @@ Options parse(int argc, char** argv) {
       o.lazy = v == "lazy";
     }
     else if (a == "--raw") o.raw = v;
+    else if (a == "--spares") o.spares = std::atoi(v.c_str());
     else if (a == "--signal") {
       o.signal_name = v;
       if (v == "KILL") o.signal = SIGKILL;
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
       // A signal sent while a replacement replays one record at a time counts against that
       // record; the benchmark must not dead-letter records for that.
       << "retry: {max_retries: 1000000000}\n"
+      << (o.spares >= 0 ? "spares: " + std::to_string(o.spares) + "\n" : std::string())
       << "stages:\n"
       << "  - {name: numbers, use: range, with: {start: 0, count: 1000000000000000}}\n"
       << "  - {name: hash, use: fnv, with: {rounds: " << o.rounds << "}, workers: " << o.workers

@@ -42,7 +42,7 @@ sample_rss() {
   local fd
   while { exec {fd}< "/proc/$pid/status"; } 2> /dev/null; do
     state=""
-    while read -r -u "$fd" k v _; do
+    while read -r -u "$fd" k v _ 2> /dev/null; do
       case $k in
         State:) state=$v ;;
         VmHWM:) ((v > hwm)) && hwm=$v ;;

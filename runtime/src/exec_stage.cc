@@ -220,7 +220,10 @@ void register_exec_stage(StageRegistry& r) {
           return Status::InvalidArgument("cmd must name a program");
         }
         return Status::Ok();
-      }});
+      },
+      // A job takes milliseconds: one record per batch spreads jobs over the pool one at a
+      // time (the producer routes by this stage's batch) and commits each result when done.
+      .default_batch_records = 1});
 }
 
 }  // namespace rivus

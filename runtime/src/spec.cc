@@ -810,6 +810,7 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
   }
 
   out->batch = pipeline.batch;
+  if (out->info->default_batch_records != 0) out->batch.records = out->info->default_batch_records;
   RIVUS_RETURN_IF_ERROR(read_batch(f, out->name, &out->batch));
 
   if (const Entry* e = f.find("key_by")) {

@@ -155,6 +155,40 @@ TEST(RoutingTest, UnkeyedRecordsSpreadByTheDownstreamBatchSize) {
   for (const auto& [w, n] : per_worker) EXPECT_GE(n, 100) << w;
 }
 
+// exec defaults to batch.records 1, so its producer spreads jobs one at a time; a pipeline-wide
+// batch does not change that, the stage's own batch does.
+TEST(RoutingTest, ExecJobsSpreadOverThePoolByDefault) {
+  TempDir dir;
+  auto run = [&](const std::string& name, const std::string& pipeline_extra,
+                 const std::string& stage_extra) {
+    const std::string spec = dir.write(name + ".yaml",
+        "name: " + name + "\n" + pipeline_extra +
+        "stages:\n"
+        "  - {name: numbers, use: range, with: {count: 40}}\n"
+        "  - {name: jobs, use: exec, with: {cmd: [echo, \"{}\"]}, workers: 2" + stage_extra + "}\n"
+        "  - {name: out, use: file, with: {path: " + dir.file(name + ".txt") + "}}\n");
+    const auto r = run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file(name + ".json")}, 120s);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir.file(name + ".txt")).size(), 40u);
+    const auto report = nlohmann::json::parse(read_file(dir.file(name + ".json")));
+    std::vector<int> per_slot;
+    for (const auto& w : report["stages"][1]["workers_detail"]) per_slot.push_back(w["records_in"].get<int>());
+    return per_slot;
+  };
+  for (const auto& [name, pipeline_extra] :
+       {std::pair<std::string, std::string>{"execdefault", ""}, {"execpipebatch", "batch: {records: 1024}\n"}}) {
+    const auto per_slot = run(name, pipeline_extra, "");
+    ASSERT_EQ(per_slot.size(), 2u);
+    EXPECT_GE(per_slot[0], 10) << name;
+    EXPECT_GE(per_slot[1], 10) << name;
+  }
+  // The stage's own batch wins: 64 records per run of routing puts all 40 on one slot.
+  const auto per_slot = run("execstagebatch", "", ", batch: {records: 64}");
+  ASSERT_EQ(per_slot.size(), 2u);
+  EXPECT_EQ(per_slot[0] + per_slot[1], 40);
+  EXPECT_TRUE(per_slot[0] == 0 || per_slot[1] == 0) << per_slot[0] << " / " << per_slot[1];
+}
+
 TEST(OrderedTest, OutputFollowsSourceOrderThroughTwoPools) {
   TempDir dir;
   const std::uint64_t n = 50000;

@@ -144,6 +144,10 @@ struct StageInfo {
   std::function<Status(const Params&)> check;
   // Stateful stages: bytes of state each worker may keep (reserved twice in the segment).
   std::function<std::uint64_t(const Params&)> state_bytes;
+  // The stage's batch.records unless the stage's own `batch` sets it (the pipeline-wide batch
+  // does not apply); 0 = the pipeline's. For stages whose records take milliseconds each, where
+  // big batches would starve all but one worker of a pool.
+  std::uint32_t default_batch_records = 0;
 };
 
 class StageRegistry {
