@@ -172,7 +172,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = recovery ]; then
            "SIGKILL, spares: 0 (fork at crash), lazy poll|--signal KILL --poll lazy --spares 0"
            "SIGSEGV, 1 spare (default), lazy poll|--signal SEGV --poll lazy")
   for c in "${configs[@]}"; do
-    label=${c%%|*}; opts=${c#*|}; tag=$(tr -cd 'a-z0-9' <<< "${opts// /}")
+    label=${c%%|*}; opts=${c#*|}; tag=$(tr 'A-Z' 'a-z' <<< "${opts// /}" | tr -cd 'a-z0-9')
     wait_quiet
     round_start
     # shellcheck disable=SC2086  # opts is a list of options
