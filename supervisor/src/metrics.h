@@ -26,7 +26,7 @@ struct WorkerSnapshot {
   std::uint64_t crashes = 0;
   std::int32_t last_signal = 0;
   std::int32_t last_exit_code = 0;
-  std::int64_t started_mono_ns = 0;  // when the current process was forked
+  std::int64_t started_mono_ns = 0;  // when the current process took the slot (forked or a spare)
   std::uint64_t lost_ns = 0;         // time between crashes and their replacements running
   shm::WorkerCounters counters{};
   Histogram batch_ns{};

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -122,6 +123,9 @@ class Supervisor {
   std::vector<Proc> procs_;
   std::vector<StageRun> stages_;
   std::vector<Spare> spares_;
+  Clock::time_point spare_retry_at_{};  // no spare is forked before this (after failures)
+  std::chrono::milliseconds spare_backoff_{0};
+  void spare_failed();
   int sigfd_ = -1;
   int timerfd_ = -1;
   int interrupts_ = 0;
@@ -246,19 +250,36 @@ pid_t Supervisor::hand_to_spare(std::uint32_t slot) {
     const std::uint32_t message = slot;
     const bool sent = write(spare.fd, &message, sizeof message) == sizeof message;
     close(spare.fd);
-    if (sent) return spare.pid;
+    if (sent) {
+      spare_backoff_ = std::chrono::milliseconds(0);
+      return spare.pid;
+    }
     kill(spare.pid, SIGKILL);  // it died or broke: try the next one, or fork
     waitpid(spare.pid, nullptr, 0);
   }
   return 0;
 }
 
+// A spare could not be made, or died while waiting: try again later, 100 ms the first time and
+// twice as long each time after, up to 5 s, so a machine out of processes or memory is not
+// asked fifty times a second.
+void Supervisor::spare_failed() {
+  spare_backoff_ = std::clamp(spare_backoff_ * 2, std::chrono::milliseconds(100),
+                              std::chrono::milliseconds(5000));
+  spare_retry_at_ = Clock::now() + spare_backoff_;
+}
+
 void Supervisor::fork_spares() {
+  const bool usable = std::any_of(plan_.workers.begin(), plan_.workers.end(), [](const auto& w) {
+    return w.stage->use != detail::kExternalStage;  // an external stage starts its own program
+  });
+  if (!usable || Clock::now() < spare_retry_at_) return;
   while (spares_.size() < spec_.spares && !aborting_ &&
          load_acquire(seg_->header().run_state) == static_cast<std::uint32_t>(shm::RunState::kRunning)) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
       log_->warn("cannot make a spare worker's pipe: {}", std::strerror(errno));
+      spare_failed();
       return;
     }
     const pid_t pid = fork();
@@ -270,6 +291,7 @@ void Supervisor::fork_spares() {
     if (pid < 0) {
       close(fds[1]);
       log_->warn("cannot fork a spare worker: {}", std::strerror(errno));
+      spare_failed();
       return;
     }
     spares_.push_back({pid, fds[1]});
@@ -374,6 +396,7 @@ void Supervisor::reap() {
                                    : "exited with code " + std::to_string(WEXITSTATUS(status)));
     close(it->fd);
     it = spares_.erase(it);
+    spare_failed();
   }
 }
 
@@ -520,10 +543,13 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   shm::counter_add(ws.crashes, 1);
   p.died_at = Clock::now();
   const pid_t dead_pid = p.pid;
+  event({{"type", "crash"}, {"stage", st.name}, {"worker", ws.index_in_stage}, {"pid", dead_pid},
+         {"signal", sig ? json(detail::signal_name(sig)) : json(nullptr)},
+         {"exit_code", code >= 0 ? json(code) : json(nullptr)}, {"reason", reason}});
   handle_poison(slot, sig, code, p.kill_reason.empty() ? reason : "timeout");
 
   // Restart intensity: at most max_restarts within the window. The replacement starts before
-  // the log line and the report event: they are not on the crash's critical path.
+  // the log line, which is not on the crash's critical path.
   StageRun& sr = stages_[stage];
   const auto now = Clock::now();
   sr.restarts.push_back(now);
@@ -544,9 +570,6 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
     }
   }
   log_->warn("worker {} (pid {}) {}", worker_name, dead_pid, reason);
-  event({{"type", "crash"}, {"stage", st.name}, {"worker", ws.index_in_stage}, {"pid", dead_pid},
-         {"signal", sig ? json(detail::signal_name(sig)) : json(nullptr)},
-         {"exit_code", code >= 0 ? json(code) : json(nullptr)}, {"reason", reason}});
   if (too_many) {
     fail_stage(stage, "stage '" + st.name + "' restarted " + std::to_string(sr.restarts.size()) +
                           " times within " + format_duration(st.restart.window) +
@@ -571,7 +594,7 @@ void Supervisor::fail_stage(std::uint32_t stage, const std::string& why) {
 
 void Supervisor::abort_all() {
   aborting_ = true;
-  for (const Spare& spare : spares_) kill(spare.pid, SIGKILL);
+  retire_spares();  // SIGKILLs and reaps them (aborting_), so reap() does not report them
   for (Proc& p : procs_) {
     p.restart_pending = false;
     if (p.running) kill(p.pid, SIGKILL);

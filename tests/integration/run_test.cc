@@ -189,6 +189,37 @@ TEST(RoutingTest, ExecJobsSpreadOverThePoolByDefault) {
   EXPECT_TRUE(per_slot[0] == 0 || per_slot[1] == 0) << per_slot[0] << " / " << per_slot[1];
 }
 
+// The outputs of one input record share its seq; an ordered merge keeps equal seqs in ring
+// order, so routing must not split them over workers even when the receiving stage's batch is
+// one record.
+TEST(OrderedTest, OutputsOfOneRecordStayInEmissionOrder) {
+  TempDir dir;
+  const int n = 2000, parts = 3;
+  const std::string spec = dir.write("p.yaml",
+      "name: splitorder\n"
+      "stages:\n"
+      "  - {name: numbers, use: range, with: {count: " + std::to_string(n) + "}}\n"
+      "  - {name: split, use: split, with: {parts: " + std::to_string(parts) + "}}\n"
+      "  - {name: relay, use: passthrough, workers: 3, batch: {records: 1}}\n"
+      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}, ordered: true}\n");
+  const auto r = run_process({rivus_test_bin(), "run", spec, "--quiet"}, 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> want;
+  for (int i = 0; i < n; ++i) {
+    for (int k = 0; k < parts; ++k) {
+      std::string line = std::to_string(i);
+      line += '.';
+      line += std::to_string(k);
+      want.push_back(line);
+    }
+  }
+  const auto got = read_lines(dir.file("out.txt"));
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], want[i]) << "first difference at line " << i + 1;
+  }
+}
+
 TEST(OrderedTest, OutputFollowsSourceOrderThroughTwoPools) {
   TempDir dir;
   const std::uint64_t n = 50000;
@@ -257,6 +288,8 @@ TEST(SignalTest, SecondSigintStopsAtOnce) {
   EXPECT_EQ(r.exit_code, 130) << r.err;
   EXPECT_EQ(nlohmann::json::parse(read_file(dir.file("r.json")))["status"], "aborted");
   EXPECT_TRUE(leftover_segments("sigint2").empty());
+  EXPECT_EQ(r.err.find("spare worker"), std::string::npos)
+      << "stopping must retire the spare quietly:\n" << r.err;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // `rivus-test`: the rivus CLI plus stages that exist only for tests (not shipped):
 //   tag    — appends "|w<worker index>" to every record (which worker handled what);
+//   split  — emits "<record>.0" .. "<record>.<parts-1>" for every record (several outputs of one
+//            input, which share its seq);
 //   chaos  — passes records through, but misbehaves on the records its parameters name:
 //            segfaults, aborts, throws, hangs or allocates without bound.
 #include <signal.h>
@@ -36,6 +38,28 @@ class TagStage final : public Stage {
 
  private:
   std::string suffix_;
+  std::string buf_;
+};
+
+class SplitStage final : public Stage {
+ public:
+  Status open(StageContext& ctx) override {
+    parts_ = ctx.params->get_int("parts");
+    return Status::Ok();
+  }
+  void process(const Batch& batch, Emitter& out) override {
+    for (const Record& r : batch) {
+      for (std::int64_t i = 0; i < parts_; ++i) {
+        buf_.assign(r.data);
+        buf_ += '.';
+        buf_ += std::to_string(i);
+        out.emit(r, buf_);
+      }
+    }
+  }
+
+ private:
+  std::int64_t parts_ = 2;
   std::string buf_;
 };
 
@@ -84,6 +108,13 @@ RIVUS_REGISTER_STAGE(tag, StageInfo{
     .role = StageRole::kTransform,
     .summary = "test stage: appends |w<worker index> to every record",
     .make_stage = [] { return std::make_unique<TagStage>(); }});
+
+RIVUS_REGISTER_STAGE(split, StageInfo{
+    .name = "split",
+    .role = StageRole::kTransform,
+    .summary = "test stage: emits <record>.0 .. <record>.<parts-1> for every record",
+    .params = {{"parts", ParamType::kInt, "2", "outputs per record"}},
+    .make_stage = [] { return std::make_unique<SplitStage>(); }});
 
 RIVUS_REGISTER_STAGE(chaos, StageInfo{
     .name = "chaos",

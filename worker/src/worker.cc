@@ -137,6 +137,7 @@ class WorkerLoop {
   std::uint64_t max_record_ = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> seen_;  // wait_for_input: tail, watermark
   std::uint64_t sent_to_current_ = 0;  // records routed to current_out_ since it was chosen
+  std::uint64_t last_routed_seq_ = ~0ULL;  // seq of the last record routed without a key
   std::uint64_t records_out_ = 0;  // emitted since the last commit
   std::uint64_t bytes_out_ = 0;
 };
@@ -636,15 +637,21 @@ void WorkerLoop::write_output(const Record& rec) {
     r.seq = next_seq_;  // counted once the record is in the ring (a commit may come first)
     if (r.time_ns == 0) r.time_ns = batch_now_;
   }
-  if (plan_.route.kind == KeyByKind::kNone && sent_to_current_ >= plan_.route_batch) {
-    // The downstream stage's batch is full: the next one goes to the emptiest ring.
+  if (plan_.route.kind == KeyByKind::kNone && sent_to_current_ >= plan_.route_batch &&
+      r.seq != last_routed_seq_) {
+    // The downstream stage's batch is full: the next one goes to the emptiest ring. Never
+    // between two outputs of one input record (they share its seq): an ordered merge downstream
+    // keeps records of equal seq in ring order, so they must stay on one ring.
     current_out_ = (current_out_ + 1) % out_.size();
     choose_output_for_batch();
     sent_to_current_ = 0;
   }
   std::size_t j = current_out_;
   switch (plan_.route.kind) {
-    case KeyByKind::kNone: ++sent_to_current_; break;
+    case KeyByKind::kNone:
+      ++sent_to_current_;
+      last_routed_seq_ = r.seq;
+      break;
     case KeyByKind::kRecord: r.key = hash_bytes(r.data); j = r.key % out_.size(); break;
     case KeyByKind::kField: r.key = hash_bytes(plan_.route.extract(r.data)); j = r.key % out_.size(); break;
     case KeyByKind::kKey: j = r.key % out_.size(); break;
