@@ -232,14 +232,11 @@ TEST(SpareTest, TheSpareTakesOverACrashedWorkerAndAnotherIsForked) {
   const auto r = run_process(
       {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s, {},
       [&](pid_t sup) {
-        if (!wait_for([&] { return (spare = child_named(sup, "spare")) > 0; })) return;
-        if (!wait_for([&] { return (victim = child_named(sup, "hash#0")) > 0; })) return;
+        if ((spare = wait_for_child_named(sup, "spare")) < 0) return;
+        if ((victim = wait_for_child_named(sup, "hash#0")) < 0) return;
         kill(victim, SIGKILL);
         took_over = wait_for([&] { return process_name(spare) == "hash#0"; });
-        wait_for([&] {
-          next_spare = child_named(sup, "spare");
-          return next_spare > 0 && next_spare != spare;
-        });
+        next_spare = wait_for_child_named(sup, "spare", spare);
         kill(sup, SIGINT);
       });
   ASSERT_GT(spare, 0) << "no process named 'spare' under the supervisor";
@@ -263,12 +260,9 @@ TEST(SpareTest, AKilledSpareIsReplacedAndIsNotAWorkerRestart) {
   const auto r = run_process(
       {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s, {},
       [&](pid_t sup) {
-        if (!wait_for([&] { return (spare = child_named(sup, "spare")) > 0; })) return;
+        if ((spare = wait_for_child_named(sup, "spare")) < 0) return;
         kill(spare, SIGKILL);
-        wait_for([&] {
-          next_spare = child_named(sup, "spare");
-          return next_spare > 0 && next_spare != spare;
-        });
+        next_spare = wait_for_child_named(sup, "spare", spare);
         kill(sup, SIGINT);
       });
   ASSERT_GT(spare, 0);
@@ -288,14 +282,11 @@ TEST(SpareTest, WithNoSparesACrashedWorkerIsForkedAfresh) {
   const auto r = run_process(
       {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s, {},
       [&](pid_t sup) {
-        if (!wait_for([&] { return (victim = child_named(sup, "hash#0")) > 0; })) return;
-        wait_for([&] { return child_named(sup, "out#0") > 0; });
+        if ((victim = wait_for_child_named(sup, "hash#0")) < 0) return;
+        wait_for_child_named(sup, "out#0");
         kids = children_of(sup);
         kill(victim, SIGKILL);
-        wait_for([&] {
-          replacement = child_named(sup, "hash#0");
-          return replacement > 0 && replacement != victim;
-        });
+        replacement = wait_for_child_named(sup, "hash#0", victim);
         kill(sup, SIGINT);
       });
   ASSERT_GT(victim, 0);

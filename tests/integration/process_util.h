@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -203,6 +204,19 @@ inline pid_t child_named(pid_t parent, const std::string& name) {
     if (process_name(kid) == name) return kid;
   }
   return -1;
+}
+
+// Polls (every 2 ms, at most `limit`) until `parent` has a child named `name` whose pid is not
+// `old`; returns that pid, or -1 when the deadline passes first.
+inline pid_t wait_for_child_named(pid_t parent, const std::string& name, pid_t old = -1,
+                                  std::chrono::seconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const pid_t pid = child_named(parent, name);
+    if (pid > 0 && pid != old) return pid;
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 // Segments of a pipeline left in /dev/shm.

@@ -96,14 +96,9 @@ std::string feed_and_kill(const std::string& fifo, const std::string& input, int
       return "no live worker named " + name + " after chunk " + std::to_string(i);
     }
     kills.fetch_add(1);
-    for (;;) {  // the replacement carries the same name
-      const pid_t now = child_named(sup, name);
-      if (now > 0 && now != victim) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        close(fd);
-        return "no replacement for " + name + " after chunk " + std::to_string(i);
-      }
-      std::this_thread::sleep_for(1ms);
+    if (wait_for_child_named(sup, name, victim) < 0) {  // the replacement carries the same name
+      close(fd);
+      return "no replacement for " + name + " after chunk " + std::to_string(i);
     }
   }
   close(fd);
