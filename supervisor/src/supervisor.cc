@@ -376,6 +376,7 @@ void Supervisor::run_slot(std::uint32_t slot) {
   _exit(code);
 }
 
+// Reaps only this run's own children (an embedding program may have others of its own).
 void Supervisor::reap() {
   int status = 0;
   if (metrics_server_ > 0 && waitpid(metrics_server_, &status, WNOHANG) == metrics_server_) {
@@ -390,7 +391,7 @@ void Supervisor::reap() {
       ++it;
       continue;
     }
-    // Not a worker crash: no slot had its work. The next tick forks another.
+    // Not a worker crash: no slot had its work. A tick after the backoff forks another.
     log_->warn("spare worker (pid {}) {}", it->pid,
                WIFSIGNALED(status) ? "killed by " + detail::signal_name(WTERMSIG(status))
                                    : "exited with code " + std::to_string(WEXITSTATUS(status)));
