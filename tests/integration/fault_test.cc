@@ -180,21 +180,13 @@ TEST(SupervisorDeathTest, WorkersExitAndCleanRemovesTheSegment) {
   pid_t supervisor = 0;
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s, {}, [&](pid_t sup) {
     supervisor = sup;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (workers.size() < 5 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-      workers = children_of(sup);
-    }
+    wait_for([&] { return (workers = children_of(sup)).size() >= 5; }, 20s);
     kill(sup, SIGKILL);
   });
   EXPECT_EQ(r.signal, SIGKILL);
   ASSERT_EQ(workers.size(), 5u);
-  const auto deadline = std::chrono::steady_clock::now() + 1s;
-  bool all_gone = false;
-  while (!all_gone && std::chrono::steady_clock::now() < deadline) {
-    all_gone = std::all_of(workers.begin(), workers.end(), process_gone);
-    if (!all_gone) std::this_thread::sleep_for(10ms);
-  }
+  const bool all_gone =
+      wait_for([&] { return std::all_of(workers.begin(), workers.end(), process_gone); }, 1s, 10ms);
   EXPECT_TRUE(all_gone) << "workers outlived their supervisor by more than a second";
   const std::string stale = "rivus.orphan." + std::to_string(supervisor);
   ASSERT_TRUE(std::filesystem::exists("/dev/shm/" + stale));
@@ -202,17 +194,6 @@ TEST(SupervisorDeathTest, WorkersExitAndCleanRemovesTheSegment) {
   EXPECT_EQ(clean.exit_code, 0);
   EXPECT_NE(clean.out.find(stale), std::string::npos) << clean.out;
   EXPECT_FALSE(std::filesystem::exists("/dev/shm/" + stale));
-}
-
-// Waits (bounded) for `done()`; false if the deadline passed first.
-template <class Pred>
-bool wait_for(Pred done, std::chrono::seconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
 }
 
 std::string endless_fnv_spec(TempDir& dir, const std::string& name, const std::string& extra) {
@@ -310,11 +291,8 @@ TEST(SupervisorDeathTest, CleanLeavesLiveSegmentsAndRunRemovesItsOwnStaleOnes) {
   pid_t supervisor = 0;
   run_process({rivus_bin(), "run", spec, "--quiet"}, 60s, {}, [&](pid_t sup) {
     supervisor = sup;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!std::filesystem::exists("/dev/shm/rivus.restale." + std::to_string(sup)) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
+    wait_for([&] { return std::filesystem::exists("/dev/shm/rivus.restale." + std::to_string(sup)); },
+             20s, 10ms);
     std::this_thread::sleep_for(100ms);
     kill(sup, SIGKILL);
   });
@@ -330,11 +308,7 @@ TEST(SupervisorDeathTest, CleanLeavesLiveSegmentsAndRunRemovesItsOwnStaleOnes) {
   std::string clean_out;
   const auto live = run_process({rivus_bin(), "run", live_spec, "--quiet"}, 60s, {}, [&](pid_t sup) {
     const std::string name = "/dev/shm/rivus.alive." + std::to_string(sup);
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!std::filesystem::exists(name) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    live_seen = std::filesystem::exists(name);
+    live_seen = wait_for([&] { return std::filesystem::exists(name); }, 20s, 10ms);
     // Run the pipeline with the stale segment's name: it removes its own stale segment.
     const auto rerun_spec = dir.write("rerun.yaml",
         "name: restale\n"

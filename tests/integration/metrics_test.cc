@@ -33,6 +33,7 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+constexpr auto kPoll = 50ms;  // between polls that start a `rivus stat` or read a file
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -41,16 +42,6 @@ std::string unique(const std::string& tag) { return "mt-" + tag + "-" + std::to_
 ProcessResult rivus(std::vector<std::string> args, std::chrono::seconds limit = 60s) {
   args.insert(args.begin(), rivus_bin());
   return run_process(args, limit);
-}
-
-// Polls `pred` every 50 ms until it holds or `limit` passes.
-bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
 }
 
 // A process that keeps running while the test talks to it: stdin is a pipe the test writes,
@@ -101,19 +92,9 @@ class LiveProcess {
   // The exit code, or -1 (killed by a signal, or still running at the deadline: then killed).
   int wait(std::chrono::seconds limit) {
     if (reaped_) return code_;
-    const auto deadline = Clock::now() + limit;
-    int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        reaped_ = true;
-        return code_ = -1;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
+    const int status = wait_exit(pid_, limit);
     reaped_ = true;
-    return code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return code_ = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
  private:
@@ -408,7 +389,7 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
                   dir.file("run.out"), dir.file("run.err"));
   ASSERT_GT(run.pid(), 0);
   json prev;
-  ASSERT_TRUE(wait_for([&] { return !(prev = stat_json(name)).is_null(); }, 60s))
+  ASSERT_TRUE(wait_for([&] { return !(prev = stat_json(name)).is_null(); }, 60s, kPoll))
       << "rivus stat never found the pipeline; run stderr: " << read_file(dir.file("run.err"));
   std::uint64_t sent = 0;
   int readings = 0;
@@ -423,7 +404,7 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
       expect_totals_not_less(prev, now);
       prev = now;
       return stage_total(now, 2, "records_in") == sent;
-    }, 120s);
+    }, 120s, kPoll);
     ASSERT_TRUE(arrived) << "the sink never got " << sent << " records: " << prev.dump();
   }
   EXPECT_GE(readings, 4);
@@ -555,7 +536,7 @@ TEST(StatLiveTest, BusyPipelineShowsItsBottleneck) {
   ASSERT_TRUE(wait_for([&] {
     prev = stat_json(name);
     return !prev.is_null() && stage_total(prev, 2, "records_in") > 0;
-  }, 60s)) << read_file(dir.file("run.err"));
+  }, 60s, kPoll)) << read_file(dir.file("run.err"));
   for (int i = 0; i < 5; ++i) {
     const json now = stat_json(name);
     ASSERT_FALSE(now.is_null());
@@ -733,7 +714,7 @@ TEST(StatFiguresTest, SegmentRemovedWhileWatchingIsNoCrash) {
   const std::string name = unique("torn");
   SyntheticSegment syn(name);
   LiveProcess watch({rivus_bin(), "stat", name, "--watch", "0.1"}, dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(wait_for([&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s))
+  ASSERT_TRUE(wait_for([&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s, kPoll))
       << read_file(dir.file("err"));
   syn.seg().unlink();
   std::this_thread::sleep_for(300ms);  // a few more readings of the unlinked segment
@@ -748,7 +729,7 @@ TEST(StatFiguresTest, SegmentTruncatedWhileWatchingExitsWithCorrupt) {
   const std::string name = unique("trunc");
   SyntheticSegment syn(name);
   LiveProcess watch({rivus_bin(), "stat", name, "--watch", "0.1"}, dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(wait_for([&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s))
+  ASSERT_TRUE(wait_for([&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s, kPoll))
       << read_file(dir.file("err"));
   ASSERT_EQ(::truncate(syn.path().c_str(), 512), 0) << std::strerror(errno);  // just the header
   EXPECT_EQ(watch.wait(30s), 5) << read_file(dir.file("err"));
@@ -775,9 +756,8 @@ TEST(StatFiguresTest, StaleSegmentIsMarkedAndItsFinalFiguresReadable) {
     seg->disown();
     _exit(0);
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const int status = wait_exit(child, 30s);
+  ASSERT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
   segment = "rivus." + name + "." + std::to_string(child);
   struct Remove {
     std::string n;
@@ -967,7 +947,7 @@ TEST(MetricsEndpointTest, AnswersAGetWhileThePipelineRuns) {
     response = http_get(port, "/metrics");
     const PromText p = parse_prometheus(body_of(response));
     return p.sum("rivus_records_in_total", {{"stage", "out"}}) == 500;
-  }, 60s)) << response << "\nrun stderr: " << read_file(dir.file("run.err"));
+  }, 60s, kPoll)) << response << "\nrun stderr: " << read_file(dir.file("run.err"));
   EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
   EXPECT_NE(response.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << response;
   const PromText p = parse_prometheus(body_of(response));
@@ -980,7 +960,7 @@ TEST(MetricsEndpointTest, AnswersAGetWhileThePipelineRuns) {
 
   run.close_stdin();
   ASSERT_EQ(run.wait(120s), 0) << read_file(dir.file("run.err"));
-  EXPECT_TRUE(wait_for([&] { return http_get(port, "/metrics").empty(); }, 30s))
+  EXPECT_TRUE(wait_for([&] { return http_get(port, "/metrics").empty(); }, 30s, kPoll))
       << "the metrics server outlived its pipeline";
 }
 
@@ -1070,9 +1050,14 @@ TEST(ReportHtmlTest, ChartRendersInHeadlessChromiumWithRestartsMarked) {
   ASSERT_TRUE(wait_for([&] {
     const json s = stat_json(name);
     if (s.is_null()) return false;
-    if (fed < 40) run.write_stdin(lines("c" + std::to_string(fed++) + "-", 200));
+    if (fed < 40) {
+      std::string prefix = "c";  // built step by step: GCC 12 warns (-Wrestrict) on a + chain here
+      prefix += std::to_string(fed++);
+      prefix += '-';
+      run.write_stdin(lines(prefix, 200));
+    }
     return s["uptime_s"].get<double>() > 3.5;
-  }, 120s)) << read_file(dir.file("run.err"));
+  }, 120s, kPoll)) << read_file(dir.file("run.err"));
   run.close_stdin();
   ASSERT_EQ(run.wait(120s), 0) << read_file(dir.file("run.err"));
   const json report = json::parse(read_file(dir.file("r.json")));

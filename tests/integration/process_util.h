@@ -206,17 +206,41 @@ inline pid_t child_named(pid_t parent, const std::string& name) {
   return -1;
 }
 
+// Polls `done` every `every` until it holds (true) or `limit` has passed (false).
+template <class Pred>
+bool wait_for(Pred done, std::chrono::seconds limit = std::chrono::seconds(30),
+              std::chrono::milliseconds every = std::chrono::milliseconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(every);
+  }
+}
+
+// waitpid with a deadline: the child's wait status, or -1 if it still ran at the deadline (it
+// is then killed and reaped).
+inline int wait_exit(pid_t pid, std::chrono::seconds limit) {
+  int status = 0;
+  if (wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; }, limit,
+               std::chrono::milliseconds(5))) {
+    return status;
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
 // Polls (every 2 ms, at most `limit`) until `parent` has a child named `name` whose pid is not
 // `old`; returns that pid, or -1 when the deadline passes first.
 inline pid_t wait_for_child_named(pid_t parent, const std::string& name, pid_t old = -1,
                                   std::chrono::seconds limit = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    const pid_t pid = child_named(parent, name);
-    if (pid > 0 && pid != old) return pid;
-    if (std::chrono::steady_clock::now() > deadline) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  pid_t pid = -1;
+  const auto found = [&] {
+    pid = child_named(parent, name);
+    return pid > 0 && pid != old;
+  };
+  return wait_for(found, limit, std::chrono::milliseconds(2)) ? pid : -1;
 }
 
 // Segments of a pipeline left in /dev/shm.

@@ -90,7 +90,7 @@ std::string feed_and_kill(const std::string& fifo, const std::string& input, int
     if (i + 1 == chunks) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(i % 3));
     const std::string name = "win#" + std::to_string(i % 2);
-    const pid_t victim = child_named(sup, name);
+    const pid_t victim = wait_for_child_named(sup, name);  // it names itself just after fork
     if (victim < 0 || kill(victim, SIGKILL) != 0) {
       close(fd);
       return "no live worker named " + name + " after chunk " + std::to_string(i);
@@ -182,17 +182,11 @@ TEST(BatchPipelineTest, LingerTimerFlushesAPartialBatchWhileTheSourceWaits) {
     _exit(127);
   }
   close(fds[0]);
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    seen = read_file(dir.file("out.txt"));
-    if (!seen.empty()) break;
-    std::this_thread::sleep_for(20ms);
-  }
+  wait_for([&] { return !(seen = read_file(dir.file("out.txt"))).empty(); }, 60s);
   close(fds[1]);  // end of stream
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int status = wait_exit(pid, 60s);
   EXPECT_EQ(seen, "a,b\n") << "the timer must flush the partial batch before end of stream";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 }  // namespace
