@@ -26,6 +26,14 @@ constexpr std::size_t kMaxDots = 240;
 // Event markers closer than this share one label.
 constexpr double kClusterPx = 60;
 
+// Dash patterns of the event markers, on one 9-unit period: a dead letter's dashes fill a
+// restart's gaps, so that the dead letter a crash loop ends in (drawn at the same instant) does
+// not hide the restart markers under it.
+std::string dashes(const std::string& type) {
+  return type == "dead_letter" ? "stroke-dasharray=\"3 6\" stroke-dashoffset=\"-6\""
+                               : "stroke-dasharray=\"6 3\"";
+}
+
 std::string esc(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -202,8 +210,8 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
       const double ex = std::round(x(num(e, "t"))) + 0.5;
       o += "<g class=\"event " + esc(type) + "\"><title>" + esc(event_label(e)) + "</title>";
       o += fmt("<line x1=\"%.1f\"", ex) + fmt(" x2=\"%.1f\"", ex) + fmt(" y1=\"%.1f\"", kTop) +
-           fmt(" y2=\"%.1f\" stroke=\"", kTop + kPlotH) + colour +
-           "\" stroke-width=\"2\" stroke-dasharray=\"6 3\" shape-rendering=\"crispEdges\"/>";
+           fmt(" y2=\"%.1f\" stroke=\"", kTop + kPlotH) + colour + "\" stroke-width=\"2\" " +
+           dashes(type) + " shape-rendering=\"crispEdges\"/>";
       const std::string text = type == "crash" ? "restart" : type == "dead_letter" ? "" : type;
       auto it = cluster.find(type);
       if (!text.empty() && (it == cluster.end() || ex - it->second.first > kClusterPx)) {
@@ -261,15 +269,15 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
   // Legend along the top: a short line per stage, then the markers.
   o += "<g class=\"legend\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#333\">\n";
   double lx = kLeft;
-  auto legend = [&](const std::string& colour, const std::string& text, bool dashed) {
+  auto legend = [&](const std::string& colour, const std::string& text, const std::string& dash) {
     o += fmt("<line x1=\"%.1f\"", lx) + fmt(" x2=\"%.1f\" y1=\"14\" y2=\"14\" stroke=\"", lx + 18) + colour +
-         "\" stroke-width=\"3\"" + (dashed ? " stroke-dasharray=\"6 3\"" : "") + "/>";
+         "\" stroke-width=\"3\" " + dash + "/>";
     o += fmt("<text x=\"%.1f\" y=\"18\">", lx + 24) + esc(text) + "</text>\n";
     lx += 24 + 7.0 * static_cast<double>(text.size()) + 18;
   };
-  for (std::size_t i = 0; i < series.size(); ++i) legend(stage_colour(i), series[i].stage, false);
-  legend(kCrashColour, "restart (crash)", true);
-  legend(kDeadLetterColour, "dead letter", true);
+  for (std::size_t i = 0; i < series.size(); ++i) legend(stage_colour(i), series[i].stage, "");
+  legend(kCrashColour, "restart (crash)", dashes("crash"));
+  legend(kDeadLetterColour, "dead letter", dashes("dead_letter"));
   o += "</g>\n</svg>\n";
   return o;
 }
