@@ -45,12 +45,17 @@ void BM_Metrics_LatencyHistogram(benchmark::State& state) {
   }
   for (auto _ : state) {
     const std::int64_t now = rivus::shm::realtime_ns();  // once per batch, as the sink does
-    for (std::int64_t t : times) histogram_add(slot.latency_ns, static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - t)));
+    for (std::int64_t t : times)
+      histogram_add(slot.latency_ns,
+                    static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - t)));
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
-BENCHMARK(BM_Metrics_LatencyHistogram)->Args({64, 3'000'000})->Args({1024, 3'000'000})->Args({1024, 0});
+BENCHMARK(BM_Metrics_LatencyHistogram)
+    ->Args({64, 3'000'000})
+    ->Args({1024, 3'000'000})
+    ->Args({1024, 0});
 
 void BM_Metrics_BatchCounters(benchmark::State& state) {
   alignas(64) static rivus::shm::WorkerSlot slot{};

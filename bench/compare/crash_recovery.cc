@@ -104,28 +104,40 @@ Options parse(int argc, char** argv) {
     const std::string a = argv[i];
     if (i + 1 >= argc) die("missing value after " + a);
     const std::string v = argv[++i];
-    if (a == "--rivus") o.rivus = v;
-    else if (a == "--samples") o.samples = std::atoi(v.c_str());
-    else if (a == "--workers") o.workers = std::atoi(v.c_str());
-    else if (a == "--rounds") o.rounds = std::atoi(v.c_str());
-    else if (a == "--interval-ms") o.interval_ms = std::atoi(v.c_str());
-    else if (a == "--deadline-ms") o.deadline_ms = std::atoi(v.c_str());
+    if (a == "--rivus")
+      o.rivus = v;
+    else if (a == "--samples")
+      o.samples = std::atoi(v.c_str());
+    else if (a == "--workers")
+      o.workers = std::atoi(v.c_str());
+    else if (a == "--rounds")
+      o.rounds = std::atoi(v.c_str());
+    else if (a == "--interval-ms")
+      o.interval_ms = std::atoi(v.c_str());
+    else if (a == "--deadline-ms")
+      o.deadline_ms = std::atoi(v.c_str());
     else if (a == "--poll") {
       if (v != "spin" && v != "sleep" && v != "lazy") die("--poll takes sleep, spin or lazy");
       o.spin = v == "spin";
       o.lazy = v == "lazy";
-    }
-    else if (a == "--raw") o.raw = v;
-    else if (a == "--spares") o.spares = std::atoi(v.c_str());
+    } else if (a == "--raw")
+      o.raw = v;
+    else if (a == "--spares")
+      o.spares = std::atoi(v.c_str());
     else if (a == "--signal") {
       o.signal_name = v;
-      if (v == "KILL") o.signal = SIGKILL;
-      else if (v == "SEGV") o.signal = SIGSEGV;
-      else if (v == "ABRT") o.signal = SIGABRT;
-      else if (v == "BUS") o.signal = SIGBUS;
-      else die("--signal takes KILL, SEGV, ABRT or BUS, not " + v);
-    }
-    else die("unknown option " + a);
+      if (v == "KILL")
+        o.signal = SIGKILL;
+      else if (v == "SEGV")
+        o.signal = SIGSEGV;
+      else if (v == "ABRT")
+        o.signal = SIGABRT;
+      else if (v == "BUS")
+        o.signal = SIGBUS;
+      else
+        die("--signal takes KILL, SEGV, ABRT or BUS, not " + v);
+    } else
+      die("unknown option " + a);
   }
   return o;
 }
@@ -276,13 +288,16 @@ int main(int argc, char** argv) {
   double mean = 0;
   for (double v : running) mean += v;
   mean = running.empty() ? 0 : mean / static_cast<double>(running.size());
-  std::printf("signal=%s samples=%zu timeouts=%d restarts_seen=%" PRIu64 " poll=%s "
+  std::printf("signal=%s samples=%zu timeouts=%d restarts_seen=%" PRIu64
+              " poll=%s "
               "running_median_ms=%.3f running_p90_ms=%.3f running_p99_ms=%.3f running_max_ms=%.3f "
               "running_mean_ms=%.3f detected_median_ms=%.3f forked_median_ms=%.3f "
               "detected_p99_ms=%.3f forked_p99_ms=%.3f stamped_median_ms=%.3f "
               "stamped_p90_ms=%.3f stamped_p99_ms=%.3f stamped_max_ms=%.3f rivus_exit=%d dir=%s\n",
               o.signal_name.c_str(), running.size(), timeouts, restarts,
-              o.spin ? "spin" : o.lazy ? "lazy1ms" : "sleep20us",
+              o.spin   ? "spin"
+              : o.lazy ? "lazy1ms"
+                       : "sleep20us",
               quantile(running, 0.5), quantile(running, 0.9), quantile(running, 0.99),
               quantile(running, 1.0), mean, quantile(detected, 0.5), quantile(forked, 0.5),
               quantile(detected, 0.99), quantile(forked, 0.99), quantile(stamped, 0.5),

@@ -16,10 +16,9 @@
 // The checksum is the sum of work(i, rounds) mod 2^64 (BENCHMARKS.md's test vector for N = 10^6,
 // rounds = 1000), so a run that computed something else is visible.
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -128,10 +127,11 @@ std::uint64_t hex_value(const Hex& h) {
 }
 
 void print(const Options& o, double seconds, std::uint64_t checksum, unsigned threads) {
-  std::printf("mode=%s records=%" PRIu64 " rounds=%" PRIu64 " threads=%u tokens=%u seconds=%.4f "
+  std::printf("mode=%s records=%" PRIu64 " rounds=%" PRIu64
+              " threads=%u tokens=%u seconds=%.4f "
               "records_per_s=%.0f checksum=0x%016" PRIx64 "\n",
-              o.mode.c_str(), o.records, o.rounds, threads, o.mode == "tbb" ? o.tokens : 0,
-              seconds, static_cast<double>(o.records) / seconds, checksum);
+              o.mode.c_str(), o.records, o.rounds, threads, o.mode == "tbb" ? o.tokens : 0, seconds,
+              static_cast<double>(o.records) / seconds, checksum);
 }
 
 }  // namespace
@@ -157,24 +157,23 @@ int main(int argc, char** argv) {
     oneapi::tbb::task_arena arena(static_cast<int>(o.threads));
     arena.execute([&] {
       oneapi::tbb::parallel_pipeline(
-          o.tokens,
-          oneapi::tbb::make_filter<void, std::uint64_t>(
-              oneapi::tbb::filter_mode::serial_in_order,
-              [&](oneapi::tbb::flow_control& fc) -> std::uint64_t {
-                if (next >= o.records) {
-                  fc.stop();
-                  return 0;
-                }
-                return next++;
-              }) &
-              oneapi::tbb::make_filter<std::uint64_t, Hex>(
-                  oneapi::tbb::filter_mode::parallel,
-                  [&](std::uint64_t i) { return to_hex(rivus::fnv_work(i, o.rounds)); }) &
-              oneapi::tbb::make_filter<Hex, void>(oneapi::tbb::filter_mode::serial_in_order,
-                                                  [&](const Hex& h) {
-                                                    sink.put(h);
-                                                    checksum += hex_value(h);
-                                                  }));
+          o.tokens, oneapi::tbb::make_filter<void, std::uint64_t>(
+                        oneapi::tbb::filter_mode::serial_in_order,
+                        [&](oneapi::tbb::flow_control& fc) -> std::uint64_t {
+                          if (next >= o.records) {
+                            fc.stop();
+                            return 0;
+                          }
+                          return next++;
+                        }) &
+                        oneapi::tbb::make_filter<std::uint64_t, Hex>(
+                            oneapi::tbb::filter_mode::parallel,
+                            [&](std::uint64_t i) { return to_hex(rivus::fnv_work(i, o.rounds)); }) &
+                        oneapi::tbb::make_filter<Hex, void>(
+                            oneapi::tbb::filter_mode::serial_in_order, [&](const Hex& h) {
+                              sink.put(h);
+                              checksum += hex_value(h);
+                            }));
     });
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -19,11 +19,11 @@ class Upper : public rivus::Stage {
 };
 
 int main(int argc, char** argv) {
-  const auto report = (rivus::lines(argc > 1 ? argv[1] : "input.txt") >>
-                       rivus::stage<Upper>().name("upper").workers(2) >>
-                       rivus::to_file("upper.txt").ordered())
-                          .name("first-stage")
-                          .run();
+  const auto report =
+      (rivus::lines(argc > 1 ? argv[1] : "input.txt") >>
+       rivus::stage<Upper>().name("upper").workers(2) >> rivus::to_file("upper.txt").ordered())
+          .name("first-stage")
+          .run();
   std::printf("%s: %llu lines upper-cased\n", report.status().c_str(),
               static_cast<unsigned long long>(report.records_out("upper")));
   return report.exit_code();

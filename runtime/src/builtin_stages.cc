@@ -103,8 +103,8 @@ class LinesSource final : public Source {
     while (emitted < max_records) {
       const char* base = buf_.data() + begin_;
       const std::size_t avail = buf_.size() - begin_;
-      const auto* nl = static_cast<const char*>(
-          std::memchr(base + scanned_, '\n', avail - scanned_));
+      const auto* nl =
+          static_cast<const char*>(std::memchr(base + scanned_, '\n', avail - scanned_));
       if (nl != nullptr) {
         const auto len = static_cast<std::size_t>(nl - base);
         emit_line(out, std::string_view(base, len), len + 1);
@@ -127,9 +127,8 @@ class LinesSource final : public Source {
  private:
   void emit_line(Emitter& out, std::string_view line, std::size_t consumed) {
     if (line.size() > max_record_) {
-      throw std::length_error("line at byte " + std::to_string(offset_) + " of " + path_ +
-                              " is " + std::to_string(line.size()) +
-                              " bytes, longer than a ring accepts (" +
+      throw std::length_error("line at byte " + std::to_string(offset_) + " of " + path_ + " is " +
+                              std::to_string(line.size()) + " bytes, longer than a ring accepts (" +
                               std::to_string(max_record_) + "); raise ring.capacity");
     }
     out.emit(Record{line});
@@ -287,18 +286,20 @@ class DiscardSink final : public Stage {
 }  // namespace
 
 void register_builtin_stages(StageRegistry& r) {
-  (void)r.add(StageInfo{
-      .name = "range",
-      .role = StageRole::kSource,
-      .summary = "the integers start, start+1, ... (count of them), as decimal text",
-      .params = {{"start", ParamType::kInt, "0", "first integer"},
-                 {"count", ParamType::kInt, "", "how many integers", true}},
-      .max_workers = 1,
-      .make_source = [] { return std::make_unique<RangeSource>(); },
-      .check = [](const Params& p) {
-        if (p.get_int("count") < 0) return Status::InvalidArgument("count must be >= 0");
-        return Status::Ok();
-      }});
+  (void)r.add(
+      StageInfo{.name = "range",
+                .role = StageRole::kSource,
+                .summary = "the integers start, start+1, ... (count of them), as decimal text",
+                .params = {{"start", ParamType::kInt, "0", "first integer"},
+                           {"count", ParamType::kInt, "", "how many integers", true}},
+                .max_workers = 1,
+                .make_source = [] { return std::make_unique<RangeSource>(); },
+                .check =
+                    [](const Params& p) {
+                      if (p.get_int("count") < 0)
+                        return Status::InvalidArgument("count must be >= 0");
+                      return Status::Ok();
+                    }});
   (void)r.add(StageInfo{
       .name = "lines",
       .role = StageRole::kSource,
@@ -306,47 +307,46 @@ void register_builtin_stages(StageRegistry& r) {
       .params = {{"path", ParamType::kString, "", "file to read, or - for standard input", true}},
       .max_workers = 1,
       .make_source = [] { return std::make_unique<LinesSource>(); },
-      .check = [](const Params& p) {
-        const std::string path = p.get_string("path");
-        if (path != "-" && ::access(path.c_str(), R_OK) != 0) {
-          return Status::InvalidArgument("path '" + path + "' cannot be read: " +
-                                         std::strerror(errno));
-        }
-        return Status::Ok();
-      }});
+      .check =
+          [](const Params& p) {
+            const std::string path = p.get_string("path");
+            if (path != "-" && ::access(path.c_str(), R_OK) != 0) {
+              return Status::InvalidArgument("path '" + path +
+                                             "' cannot be read: " + std::strerror(errno));
+            }
+            return Status::Ok();
+          }});
   (void)r.add(StageInfo{
       .name = "fnv",
       .role = StageRole::kTransform,
       .summary = "FNV-1a work: decimal integer i -> work(i, rounds) as 16 lowercase hex digits",
       .params = {{"rounds", ParamType::kInt, "1000", "FNV-1a rounds per record"}},
       .make_stage = [] { return std::make_unique<FnvStage>(); },
-      .check = [](const Params& p) {
-        if (p.get_int("rounds") < 0) return Status::InvalidArgument("rounds must be >= 0");
-        return Status::Ok();
-      }});
-  (void)r.add(StageInfo{
-      .name = "passthrough",
-      .role = StageRole::kTransform,
-      .summary = "every record unchanged",
-      .make_stage = [] { return std::make_unique<PassthroughStage>(); }});
-  (void)r.add(StageInfo{
-      .name = "file",
-      .role = StageRole::kSink,
-      .summary = "writes one record per line to a file (truncated at the start of a run)",
-      .params = {{"path", ParamType::kString, "", "file to write", true}},
-      .max_workers = 1,
-      .make_stage = [] { return std::make_unique<FileSink>(); }});
-  (void)r.add(StageInfo{
-      .name = "stdout",
-      .role = StageRole::kSink,
-      .summary = "writes one record per line to standard output",
-      .max_workers = 1,
-      .make_stage = [] { return std::make_unique<StdoutSink>(); }});
-  (void)r.add(StageInfo{
-      .name = "discard",
-      .role = StageRole::kSink,
-      .summary = "drops every record (for benchmarks and tests)",
-      .make_stage = [] { return std::make_unique<DiscardSink>(); }});
+      .check =
+          [](const Params& p) {
+            if (p.get_int("rounds") < 0) return Status::InvalidArgument("rounds must be >= 0");
+            return Status::Ok();
+          }});
+  (void)r.add(StageInfo{.name = "passthrough",
+                        .role = StageRole::kTransform,
+                        .summary = "every record unchanged",
+                        .make_stage = [] { return std::make_unique<PassthroughStage>(); }});
+  (void)r.add(
+      StageInfo{.name = "file",
+                .role = StageRole::kSink,
+                .summary = "writes one record per line to a file (truncated at the start of a run)",
+                .params = {{"path", ParamType::kString, "", "file to write", true}},
+                .max_workers = 1,
+                .make_stage = [] { return std::make_unique<FileSink>(); }});
+  (void)r.add(StageInfo{.name = "stdout",
+                        .role = StageRole::kSink,
+                        .summary = "writes one record per line to standard output",
+                        .max_workers = 1,
+                        .make_stage = [] { return std::make_unique<StdoutSink>(); }});
+  (void)r.add(StageInfo{.name = "discard",
+                        .role = StageRole::kSink,
+                        .summary = "drops every record (for benchmarks and tests)",
+                        .make_stage = [] { return std::make_unique<DiscardSink>(); }});
   register_exec_stage(r);
   register_stream_stages(r);
 }

@@ -136,9 +136,18 @@ class ExecStage final : public Stage {
       pollfd fds[3];
       int n = 0;
       int io = -1, ie = -1, iw = -1;
-      if (outp.fd[0] >= 0) { io = n; fds[n++] = {outp.fd[0], POLLIN, 0}; }
-      if (errp.fd[0] >= 0) { ie = n; fds[n++] = {errp.fd[0], POLLIN, 0}; }
-      if (in.fd[1] >= 0) { iw = n; fds[n++] = {in.fd[1], POLLOUT, 0}; }
+      if (outp.fd[0] >= 0) {
+        io = n;
+        fds[n++] = {outp.fd[0], POLLIN, 0};
+      }
+      if (errp.fd[0] >= 0) {
+        ie = n;
+        fds[n++] = {errp.fd[0], POLLIN, 0};
+      }
+      if (in.fd[1] >= 0) {
+        iw = n;
+        fds[n++] = {in.fd[1], POLLOUT, 0};
+      }
       int wait_ms = -1;
       if (timeout_.count() > 0) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -160,7 +169,8 @@ class ExecStage final : public Stage {
           p.close_end(0);
           return;
         }
-        if (to.size() < cap) to.append(buf, std::min<std::size_t>(static_cast<std::size_t>(r), cap - to.size() + 1));
+        if (to.size() < cap)
+          to.append(buf, std::min<std::size_t>(static_cast<std::size_t>(r), cap - to.size() + 1));
       };
       drain(io, outp, output, max_output_);
       drain(ie, errp, errors, 4096);
@@ -215,12 +225,13 @@ void register_exec_stage(StageRegistry& r) {
                  {"timeout", ParamType::kDuration, "0",
                   "kill a job that runs longer (an error for that record); 0 = no limit"}},
       .make_stage = [] { return std::make_unique<ExecStage>(); },
-      .check = [](const Params& p) {
-        if (p.get_list("cmd").empty()) {
-          return Status::InvalidArgument("cmd must name a program");
-        }
-        return Status::Ok();
-      },
+      .check =
+          [](const Params& p) {
+            if (p.get_list("cmd").empty()) {
+              return Status::InvalidArgument("cmd must name a program");
+            }
+            return Status::Ok();
+          },
       // A job takes milliseconds: one record per batch spreads jobs over the pool one at a
       // time (the producer routes by this stage's batch) and commits each result when done.
       .default_batch_records = 1});

@@ -54,10 +54,9 @@ constexpr const char* kNameRule = "1 to 48 characters from A-Z a-z 0-9 _ . -";
 
 // Keys of each mapping, in the order messages list them.
 const std::vector<std::string> kPipelineKeys = {
-    "name",           "stages",      "ring",        "batch",       "retry",
-    "restart",        "dead_letter", "metrics",     "timeout",     "batch_size",
-    "flush_interval", "buffer_size", "max_retries", "retry_delay", "retry_backoff",
-    "spares"};
+    "name",        "stages",      "ring",          "batch",      "retry",          "restart",
+    "dead_letter", "metrics",     "timeout",       "batch_size", "flush_interval", "buffer_size",
+    "max_retries", "retry_delay", "retry_backoff", "spares"};
 const std::vector<std::string> kStageKeys = {
     "name",           "use",         "with",        "workers",      "batch",   "key_by",
     "ordered",        "timeout",     "limits",      "retry",        "restart", "batch_size",

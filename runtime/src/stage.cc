@@ -7,9 +7,12 @@ namespace rivus {
 
 const char* stage_role_name(StageRole r) noexcept {
   switch (r) {
-    case StageRole::kSource: return "source";
-    case StageRole::kTransform: return "transform";
-    case StageRole::kSink: return "sink";
+    case StageRole::kSource:
+      return "source";
+    case StageRole::kTransform:
+      return "transform";
+    case StageRole::kSink:
+      return "sink";
   }
   return "?";
 }

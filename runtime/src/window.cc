@@ -99,7 +99,8 @@ constexpr std::uint64_t kStateMagic = 0x3157444E49575652ULL;  // "RVWINDW1"
 
 bool parse_number(std::string_view s, double* out) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   if (s.empty()) return false;
   if (s.front() == '+') s.remove_prefix(1);
   const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -174,12 +175,12 @@ bool WindowOperator::add(const Record& r, std::int64_t now, std::vector<WindowRe
 
   if (c_.domain == TimeDomain::kEvent && closed_through_ != INT64_MIN) {
     // Late: every window that could hold t has already been emitted.
-    const std::int64_t latest_end = c_.kind == WindowKind::kSession
-                                        ? t + c_.gap
-                                        : floor_div(t, c_.step) * c_.step + c_.size;
+    const std::int64_t latest_end =
+        c_.kind == WindowKind::kSession ? t + c_.gap : floor_div(t, c_.step) * c_.step + c_.size;
     if (latest_end + c_.allowed_lateness <= closed_through_) {
       ++late_;
-      if (ks.windows.empty() && ks.sessions.empty() && c_.domain != TimeDomain::kCount) keys_.erase(key);
+      if (ks.windows.empty() && ks.sessions.empty() && c_.domain != TimeDomain::kCount)
+        keys_.erase(key);
       return false;
     }
   }
@@ -196,7 +197,8 @@ bool WindowOperator::add(const Record& r, std::int64_t now, std::vector<WindowRe
         keep.push_back(std::move(s));
       }
     }
-    std::sort(join.begin(), join.end(), [](const Session& a, const Session& b) { return a.start < b.start; });
+    std::sort(join.begin(), join.end(),
+              [](const Session& a, const Session& b) { return a.start < b.start; });
     bool first = true;
     for (auto& s : join) {
       merged.start = std::min(merged.start, s.start);
@@ -227,7 +229,8 @@ bool WindowOperator::add(const Record& r, std::int64_t now, std::vector<WindowRe
     // Windows k with k*step <= t < k*step + size.
     const std::int64_t k_hi = floor_div(t, c_.step);
     const std::int64_t k_lo = floor_div(t - c_.size, c_.step) + 1;
-    for (std::int64_t k = std::max(k_lo, c_.domain == TimeDomain::kCount ? 0 : k_lo); k <= k_hi; ++k) {
+    for (std::int64_t k = std::max(k_lo, c_.domain == TimeDomain::kCount ? 0 : k_lo); k <= k_hi;
+         ++k) {
       ks.windows[k * c_.step].add(value, number, is_number, r.seq,
                                   c_.domain == TimeDomain::kCount ? r.time_ns : t, c_);
     }
@@ -262,8 +265,8 @@ void WindowOperator::close_due(std::int64_t clock, std::vector<WindowResult>& cl
     KeyState& ks = it->second;
     for (auto w = ks.windows.begin(); w != ks.windows.end();) {
       const std::int64_t end = w->first + c_.size;
-      const bool is_due = all || (c_.domain == TimeDomain::kCount ? end <= ks.next_index
-                                                                  : end + lateness <= clock);
+      const bool is_due =
+          all || (c_.domain == TimeDomain::kCount ? end <= ks.next_index : end + lateness <= clock);
       if (is_due) {
         due.emplace_back(end, w->first, it->first, std::move(w->second));
         w = ks.windows.erase(w);
@@ -304,16 +307,30 @@ WindowResult WindowOperator::result(const std::string& key, std::int64_t start, 
   r.seq = a.max_seq;
   r.time_ns = c_.domain == TimeDomain::kCount ? a.last_time : end;
   switch (c_.aggregate) {
-    case Aggregate::kCount: r.value = std::to_string(a.count); break;
-    case Aggregate::kSum: r.value = format_number(a.sum, a.integral); break;
-    case Aggregate::kMin: r.value = format_number(a.min, a.integral); break;
-    case Aggregate::kMax: r.value = format_number(a.max, a.integral); break;
+    case Aggregate::kCount:
+      r.value = std::to_string(a.count);
+      break;
+    case Aggregate::kSum:
+      r.value = format_number(a.sum, a.integral);
+      break;
+    case Aggregate::kMin:
+      r.value = format_number(a.min, a.integral);
+      break;
+    case Aggregate::kMax:
+      r.value = format_number(a.max, a.integral);
+      break;
     case Aggregate::kMean:
       r.value = format_number(a.count ? a.sum / static_cast<double>(a.count) : 0, false);
       break;
-    case Aggregate::kFirst: r.value = a.first; break;
-    case Aggregate::kLast: r.value = a.last; break;
-    case Aggregate::kCollect: r.value = a.items; break;
+    case Aggregate::kFirst:
+      r.value = a.first;
+      break;
+    case Aggregate::kLast:
+      r.value = a.last;
+      break;
+    case Aggregate::kCollect:
+      r.value = a.items;
+      break;
   }
   return r;
 }
@@ -418,13 +435,14 @@ Status WindowOperator::restore(std::string_view bytes) {
   std::uint64_t magic = 0, nkeys = 0;
   auto bad = [] { return Status::Corrupt("window state is damaged"); };
   if (!r.u64(&magic) || magic != kStateMagic) return bad();
-  if (!r.i64(&max_event_) || !r.i64(&closed_through_) || !r.u64(&late_) || !r.u64(&nkeys)) return bad();
+  if (!r.i64(&max_event_) || !r.i64(&closed_through_) || !r.u64(&late_) || !r.u64(&nkeys))
+    return bad();
   keys_.clear();
   auto agg = [&](Agg& a) {
     std::uint64_t integral = 0;
-    return r.u64(&a.count) && r.f64(&a.sum) && r.f64(&a.min) && r.f64(&a.max) &&
-           r.u64(&integral) && (a.integral = integral != 0, true) && r.str(&a.first) &&
-           r.str(&a.last) && r.str(&a.items) && r.u64(&a.max_seq) && r.i64(&a.last_time);
+    return r.u64(&a.count) && r.f64(&a.sum) && r.f64(&a.min) && r.f64(&a.max) && r.u64(&integral) &&
+           (a.integral = integral != 0, true) && r.str(&a.first) && r.str(&a.last) &&
+           r.str(&a.items) && r.u64(&a.max_seq) && r.i64(&a.last_time);
   };
   for (std::uint64_t i = 0; i < nkeys; ++i) {
     std::string key;
@@ -452,10 +470,15 @@ Result<WindowConfig> window_config_from_params(const Params& p, const KeyBySpec&
   WindowConfig c;
   c.key = key;
   const std::string kind = p.get_string("window", "tumbling");
-  if (kind == "tumbling") c.kind = WindowKind::kTumbling;
-  else if (kind == "sliding") c.kind = WindowKind::kSliding;
-  else if (kind == "session") c.kind = WindowKind::kSession;
-  else return Status::InvalidArgument("window must be tumbling, sliding or session, got '" + kind + "'");
+  if (kind == "tumbling")
+    c.kind = WindowKind::kTumbling;
+  else if (kind == "sliding")
+    c.kind = WindowKind::kSliding;
+  else if (kind == "session")
+    c.kind = WindowKind::kSession;
+  else
+    return Status::InvalidArgument("window must be tumbling, sliding or session, got '" + kind +
+                                   "'");
 
   // Rivusio's name for the window length.
   const bool alias = p.has("window_size") && !p.get_string("window_size").empty();
@@ -478,8 +501,10 @@ Result<WindowConfig> window_config_from_params(const Params& p, const KeyBySpec&
       *is_time = true;
       return Status::Ok();
     }
-    return Status::InvalidArgument(name + " must be a record count (e.g. 100) or a duration "
-                                   "(e.g. 5s), got '" + text + "'");
+    return Status::InvalidArgument(name +
+                                   " must be a record count (e.g. 100) or a duration "
+                                   "(e.g. 5s), got '" +
+                                   text + "'");
   };
   const std::string time = p.get_string("time", "");
   if (c.kind == WindowKind::kSession) {
@@ -509,7 +534,8 @@ Result<WindowConfig> window_config_from_params(const Params& p, const KeyBySpec&
     }
     if (!size_is_time) {
       if (!time.empty() && time != "count") {
-        return Status::InvalidArgument("size is a record count, so time must not be '" + time + "'");
+        return Status::InvalidArgument("size is a record count, so time must not be '" + time +
+                                       "'");
       }
       c.domain = TimeDomain::kCount;
     } else if (time.empty() || time == "processing") {
@@ -530,8 +556,8 @@ Result<WindowConfig> window_config_from_params(const Params& p, const KeyBySpec&
   }
   c.emit_partial = p.get_bool("emit_partial", true);
   static const std::pair<const char*, Aggregate> kAggs[] = {
-      {"count", Aggregate::kCount}, {"sum", Aggregate::kSum},     {"min", Aggregate::kMin},
-      {"max", Aggregate::kMax},     {"mean", Aggregate::kMean},   {"first", Aggregate::kFirst},
+      {"count", Aggregate::kCount}, {"sum", Aggregate::kSum},        {"min", Aggregate::kMin},
+      {"max", Aggregate::kMax},     {"mean", Aggregate::kMean},      {"first", Aggregate::kFirst},
       {"last", Aggregate::kLast},   {"collect", Aggregate::kCollect}};
   const std::string agg = p.get_string("aggregate", "collect");
   bool found = false;
@@ -542,8 +568,10 @@ Result<WindowConfig> window_config_from_params(const Params& p, const KeyBySpec&
     }
   }
   if (!found) {
-    return Status::InvalidArgument("aggregate must be one of count, sum, min, max, mean, first, "
-                                   "last, collect; got '" + agg + "'");
+    return Status::InvalidArgument(
+        "aggregate must be one of count, sum, min, max, mean, first, "
+        "last, collect; got '" +
+        agg + "'");
   }
   c.value_field = static_cast<int>(p.get_int("field", -1));
   const std::string sep = p.get_string("separator", ",");
@@ -552,11 +580,16 @@ Result<WindowConfig> window_config_from_params(const Params& p, const KeyBySpec&
   c.join = p.get_string("join", ",");
   c.time_field = static_cast<int>(p.get_int("time_field", -1));
   const std::string unit = p.get_string("time_unit", "ms");
-  if (unit == "ns") c.time_unit = 1;
-  else if (unit == "us") c.time_unit = 1000;
-  else if (unit == "ms") c.time_unit = 1'000'000;
-  else if (unit == "s") c.time_unit = 1'000'000'000;
-  else return Status::InvalidArgument("time_unit must be ns, us, ms or s, got '" + unit + "'");
+  if (unit == "ns")
+    c.time_unit = 1;
+  else if (unit == "us")
+    c.time_unit = 1000;
+  else if (unit == "ms")
+    c.time_unit = 1'000'000;
+  else if (unit == "s")
+    c.time_unit = 1'000'000'000;
+  else
+    return Status::InvalidArgument("time_unit must be ns, us, ms or s, got '" + unit + "'");
   if (c.time_field >= 0 && c.domain != TimeDomain::kEvent) {
     return Status::InvalidArgument("time_field applies to event-time windows (time: event)");
   }

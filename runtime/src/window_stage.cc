@@ -61,7 +61,8 @@ class WindowStage final : public Stage {
   void restore_state(std::span<const std::byte> in) override {
     WindowOperator fresh(op_->config());
     if (!in.empty()) {
-      Status s = fresh.restore(std::string_view(reinterpret_cast<const char*>(in.data()), in.size()));
+      Status s =
+          fresh.restore(std::string_view(reinterpret_cast<const char*>(in.data()), in.size()));
       if (!s.ok()) throw std::runtime_error(s.message());
     }
     op_.emplace(std::move(fresh));
@@ -115,7 +116,8 @@ class BatchStage final : public Stage {
     return copy_state(batcher_->save(), out, "batch");
   }
   void restore_state(std::span<const std::byte> in) override {
-    Status s = batcher_->restore(std::string_view(reinterpret_cast<const char*>(in.data()), in.size()));
+    Status s =
+        batcher_->restore(std::string_view(reinterpret_cast<const char*>(in.data()), in.size()));
     if (!in.empty() && !s.ok()) throw std::runtime_error(s.message());
   }
 
@@ -136,17 +138,26 @@ void register_stream_stages(StageRegistry& r) {
           {{"window", ParamType::kString, "tumbling", "tumbling, sliding or session"},
            {"size", ParamType::kString, "", "window size: a record count (100) or a duration (5s)"},
            {"window_size", ParamType::kString, "", "alias of size (Rivusio's name)"},
-           {"step", ParamType::kString, "", "sliding: distance between window starts (count or duration); larger than size gives hopping windows"},
+           {"step", ParamType::kString, "",
+            "sliding: distance between window starts (count or duration); larger than size gives "
+            "hopping windows"},
            {"gap", ParamType::kDuration, "0", "session: a pause this long closes the session"},
-           {"time", ParamType::kString, "", "processing or event (time windows); default processing"},
-           {"time_field", ParamType::kInt, "-1", "event time: read it from this field (else the record's time)"},
+           {"time", ParamType::kString, "",
+            "processing or event (time windows); default processing"},
+           {"time_field", ParamType::kInt, "-1",
+            "event time: read it from this field (else the record's time)"},
            {"time_unit", ParamType::kString, "ms", "unit of time_field: ns, us, ms or s"},
-           {"delay", ParamType::kDuration, "0", "event time: watermark = largest event time seen - delay"},
-           {"allowed_lateness", ParamType::kDuration, "0", "event time: keep windows open this long after the watermark passes their end"},
-           {"late_path", ParamType::kString, "", "append late records to this file (else they are only counted)"},
+           {"delay", ParamType::kDuration, "0",
+            "event time: watermark = largest event time seen - delay"},
+           {"allowed_lateness", ParamType::kDuration, "0",
+            "event time: keep windows open this long after the watermark passes their end"},
+           {"late_path", ParamType::kString, "",
+            "append late records to this file (else they are only counted)"},
            {"emit_partial", ParamType::kBool, "true", "emit windows still open at end of stream"},
-           {"aggregate", ParamType::kString, "collect", "count, sum, min, max, mean, first, last or collect"},
-           {"field", ParamType::kInt, "-1", "aggregate this field (0-based) instead of the whole record"},
+           {"aggregate", ParamType::kString, "collect",
+            "count, sum, min, max, mean, first, last or collect"},
+           {"field", ParamType::kInt, "-1",
+            "aggregate this field (0-based) instead of the whole record"},
            {"separator", ParamType::kString, ",", "field separator (field, time_field, output)"},
            {"join", ParamType::kString, ",", "collect: text between records"},
            {"format", ParamType::kString, "value", "value ([key,]aggregate) or json"},
@@ -157,22 +168,26 @@ void register_stream_stages(StageRegistry& r) {
         return c.ok() ? Status::Ok() : c.status();
       },
       .state_bytes = state_size});
-  (void)r.add(StageInfo{
-      .name = "batch",
-      .role = StageRole::kTransform,
-      .summary = "joins records into one record per `records` records or per `linger`, whichever comes first",
-      .params = {{"records", ParamType::kInt, "100", "records per group"},
-                 {"linger", ParamType::kDuration, "1s", "longest a group waits after its first record"},
-                 {"join", ParamType::kString, ",", "text between records"},
-                 {"state_size", ParamType::kSize, "4MiB", "largest pending group a worker may hold"}},
-      .max_workers = 0,
-      .make_stage = [] { return std::make_unique<BatchStage>(); },
-      .check = [](const Params& p) -> Status {
-        if (p.get_int("records") < 1) return Status::InvalidArgument("records must be >= 1");
-        if (p.get_duration("linger").count() <= 0) return Status::InvalidArgument("linger must be > 0");
-        return Status::Ok();
-      },
-      .state_bytes = state_size});
+  (void)r.add(StageInfo{.name = "batch",
+                        .role = StageRole::kTransform,
+                        .summary = "joins records into one record per `records` records or per "
+                                   "`linger`, whichever comes first",
+                        .params = {{"records", ParamType::kInt, "100", "records per group"},
+                                   {"linger", ParamType::kDuration, "1s",
+                                    "longest a group waits after its first record"},
+                                   {"join", ParamType::kString, ",", "text between records"},
+                                   {"state_size", ParamType::kSize, "4MiB",
+                                    "largest pending group a worker may hold"}},
+                        .max_workers = 0,
+                        .make_stage = [] { return std::make_unique<BatchStage>(); },
+                        .check = [](const Params& p) -> Status {
+                          if (p.get_int("records") < 1)
+                            return Status::InvalidArgument("records must be >= 1");
+                          if (p.get_duration("linger").count() <= 0)
+                            return Status::InvalidArgument("linger must be > 0");
+                          return Status::Ok();
+                        },
+                        .state_bytes = state_size});
 }
 
 }  // namespace rivus

@@ -7,14 +7,13 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
-
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 
 #include "rivus/shm/atomic.h"
 
@@ -72,7 +71,8 @@ bool process_matches(pid_t pid, std::uint64_t start_ticks) {
 Status Segment::validate(const void* base_ptr, std::size_t size) {
   const auto* base = static_cast<const std::byte*>(base_ptr);
   if (size < sizeof(std::uint64_t) + sizeof(std::uint32_t)) {
-    return Status::Corrupt("segment truncated: " + fmt_u64(size) + " bytes, too small for a header");
+    return Status::Corrupt("segment truncated: " + fmt_u64(size) +
+                           " bytes, too small for a header");
   }
   const auto* h = reinterpret_cast<const SegmentHeader*>(base);
   const std::uint64_t magic = load_acquire(h->magic);
@@ -209,8 +209,8 @@ Result<Segment> Segment::create(const std::string& name, const SegmentPlan& plan
     obj.truncate(static_cast<bip::offset_t>(total));
     // Reserve the pages now: a full /dev/shm fails here instead of raising SIGBUS mid-run.
     if (const int err = posix_fallocate(fd, 0, static_cast<off_t>(total)); err != 0) {
-      return Status::ResourceExhausted("reserving " + fmt_u64(total) + " bytes in /dev/shm: " +
-                                       std::strerror(err));
+      return Status::ResourceExhausted("reserving " + fmt_u64(total) +
+                                       " bytes in /dev/shm: " + std::strerror(err));
     }
     void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) return Status::IoError("mmap " + name, errno);

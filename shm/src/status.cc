@@ -6,16 +6,26 @@ namespace rivus {
 
 const char* status_code_name(StatusCode code) noexcept {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid argument";
-    case StatusCode::kNotFound: return "not found";
-    case StatusCode::kAlreadyExists: return "already exists";
-    case StatusCode::kCorrupt: return "corrupt";
-    case StatusCode::kVersionMismatch: return "version mismatch";
-    case StatusCode::kIoError: return "I/O error";
-    case StatusCode::kResourceExhausted: return "resource exhausted";
-    case StatusCode::kFailed: return "failed";
-    case StatusCode::kInternal: return "internal error";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid argument";
+    case StatusCode::kNotFound:
+      return "not found";
+    case StatusCode::kAlreadyExists:
+      return "already exists";
+    case StatusCode::kCorrupt:
+      return "corrupt";
+    case StatusCode::kVersionMismatch:
+      return "version mismatch";
+    case StatusCode::kIoError:
+      return "I/O error";
+    case StatusCode::kResourceExhausted:
+      return "resource exhausted";
+    case StatusCode::kFailed:
+      return "failed";
+    case StatusCode::kInternal:
+      return "internal error";
   }
   return "unknown";
 }

@@ -54,7 +54,8 @@ void notify(WaitWord& w) noexcept {
   // it (release -> acquire) and its re-check sees what the caller published; if the waiter's
   // comes first, this reads a sleeper and wakes it. No fence is needed (and ThreadSanitizer,
   // which does not model fences, can check it).
-  if (std::atomic_ref<std::uint32_t>(w.waiters).fetch_add(0, std::memory_order_acq_rel) == 0) return;
+  if (std::atomic_ref<std::uint32_t>(w.waiters).fetch_add(0, std::memory_order_acq_rel) == 0)
+    return;
   // The bump is a release: a waiter whose load of seq reads it also sees the published data.
   std::atomic_ref<std::uint32_t>(w.seq).fetch_add(1, std::memory_order_acq_rel);
   g_futex_wakes.fetch_add(1, std::memory_order_relaxed);

@@ -32,8 +32,10 @@ void print_stages() {
                 s->max_workers == 1 ? ", 1 worker" : "", s->summary.c_str());
     for (const ParamInfo& p : s->params) {
       std::string extra;
-      if (p.required) extra = " (required)";
-      else if (!p.default_value.empty()) extra = " [default " + p.default_value + "]";
+      if (p.required)
+        extra = " (required)";
+      else if (!p.default_value.empty())
+        extra = " [default " + p.default_value + "]";
       std::printf("    %-10s %-9s %s%s\n", p.name.c_str(), param_type_name(p.type), p.doc.c_str(),
                   extra.c_str());
     }
@@ -117,8 +119,9 @@ int cli_main(int argc, char** argv) {
   CLI::App app{"rivus: multi-process shared-memory pipelines"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "rivus 0.1.0");
-  app.footer("Exit codes: 0 ok, 1 runtime failure, 2 bad spec or usage, 3 stage failed,\n"
-             "4 not found, 5 corrupt or incompatible segment, 130 interrupted. See docs/cli.md.");
+  app.footer(
+      "Exit codes: 0 ok, 1 runtime failure, 2 bad spec or usage, 3 stage failed,\n"
+      "4 not found, 5 corrupt or incompatible segment, 130 interrupted. See docs/cli.md.");
   int rc = kExitOk;
   detail::add_run_commands(app, rc);
   detail::add_inspect_commands(app, rc);

@@ -39,12 +39,23 @@ std::string esc(const std::string& s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -71,7 +82,8 @@ std::string human(double v) {
 
 std::string grouped(std::uint64_t v) {
   std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), 1, ',');
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<std::size_t>(i), 1, ',');
   return s;
 }
 
@@ -124,7 +136,8 @@ std::vector<Series> throughput(const std::vector<std::string>& stages, const jso
       if (!st.is_object() || !st.contains(stages[i])) continue;
       const double t = num(sample, "t");
       const double c = num(st[stages[i]], key);
-      if (have_prev && t > prev_t) s.points.push_back({t, std::max(0.0, (c - prev_c) / (t - prev_t))});
+      if (have_prev && t > prev_t)
+        s.points.push_back({t, std::max(0.0, (c - prev_c) / (t - prev_t))});
       if (!have_prev || t > prev_t) {
         prev_t = t;
         prev_c = c;
@@ -168,7 +181,9 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
   std::string o;
   o += fmt("<svg id=\"throughput\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\"", kWidth);
   o += fmt(" height=\"%.0f\"", kHeight);
-  o += fmt(" viewBox=\"0 0 %.0f", kWidth) + fmt(" %.0f\" role=\"img\" aria-label=\"records per second per stage over time\">\n", kHeight);
+  o +=
+      fmt(" viewBox=\"0 0 %.0f", kWidth) +
+      fmt(" %.0f\" role=\"img\" aria-label=\"records per second per stage over time\">\n", kHeight);
   o += "<rect x=\"0\" y=\"0\" width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
   // Grid and axes.
   o += "<g class=\"grid\" stroke=\"#e4e4e4\" stroke-width=\"1\" shape-rendering=\"crispEdges\">\n";
@@ -182,18 +197,25 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
   }
   o += "</g>\n<g class=\"axes\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#333\">\n";
   for (double r = 0; r <= y_max + y_step / 2; r += y_step) {
-    o += fmt("<text x=\"%.1f\"", kLeft - 8) + fmt(" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"middle\">", y(r)) +
+    o += fmt("<text x=\"%.1f\"", kLeft - 8) +
+         fmt(" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"middle\">", y(r)) +
          esc(human(r)) + "</text>\n";
   }
   for (double t = 0; t <= t_max + 1e-9; t += x_step) {
-    o += fmt("<text x=\"%.1f\"", x(t)) + fmt(" y=\"%.1f\" text-anchor=\"middle\">", kTop + kPlotH + 18) +
-         esc(human(t)) + "s</text>\n";
+    o += fmt("<text x=\"%.1f\"", x(t)) +
+         fmt(" y=\"%.1f\" text-anchor=\"middle\">", kTop + kPlotH + 18) + esc(human(t)) +
+         "s</text>\n";
   }
-  o += fmt("<text x=\"%.1f\"", kLeft + kPlotW / 2) + fmt(" y=\"%.1f\" text-anchor=\"middle\">time since start (s)</text>\n", kHeight - 8);
-  o += fmt("<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">records / s</text>\n", kTop + kPlotH / 2);
+  o += fmt("<text x=\"%.1f\"", kLeft + kPlotW / 2) +
+       fmt(" y=\"%.1f\" text-anchor=\"middle\">time since start (s)</text>\n", kHeight - 8);
+  o +=
+      fmt("<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">records / "
+          "s</text>\n",
+          kTop + kPlotH / 2);
   o += "</g>\n";
   o += fmt("<rect x=\"%.1f\"", kLeft) + fmt(" y=\"%.1f\"", kTop) + fmt(" width=\"%.1f\"", kPlotW) +
-       fmt(" height=\"%.1f\" fill=\"none\" stroke=\"#999\" shape-rendering=\"crispEdges\"/>\n", kPlotH);
+       fmt(" height=\"%.1f\" fill=\"none\" stroke=\"#999\" shape-rendering=\"crispEdges\"/>\n",
+           kPlotH);
 
   // Event markers, under the lines. One label per cluster of markers of a kind (a crash loop
   // draws many lines a few pixels apart), saying how many it stands for.
@@ -215,7 +237,10 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
       const std::string text = type == "crash" ? "restart" : type == "dead_letter" ? "" : type;
       auto it = cluster.find(type);
       if (!text.empty() && (it == cluster.end() || ex - it->second.first > kClusterPx)) {
-        o += fmt("<text x=\"%.1f\"", ex) + fmt(" y=\"%.1f\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"12\" fill=\"", kTop - 6) +
+        o += fmt("<text x=\"%.1f\"", ex) +
+             fmt(" y=\"%.1f\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"12\" "
+                 "fill=\"",
+                 kTop - 6) +
              colour + "\">" + esc(text) + "</text>";
         cluster[type] = {ex, o.size() - std::string("</text>").size()};
         cluster_size[type] = 1;
@@ -242,7 +267,8 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
     if (s.points.empty()) continue;
     std::string d;
     for (std::size_t k = 0; k < s.points.size(); ++k) {
-      d += (k == 0 ? "M" : " L") + fmt("%.1f", x(s.points[k].t)) + fmt(" %.1f", y(s.points[k].rate));
+      d +=
+          (k == 0 ? "M" : " L") + fmt("%.1f", x(s.points[k].t)) + fmt(" %.1f", y(s.points[k].rate));
     }
     const double width = std::min(3.0 + 4.0 * static_cast<double>(series.size() - 1 - i), 15.0);
     o += "<path class=\"series\" data-stage=\"" + esc(s.stage) + "\" stroke=\"" + stage_colour(i) +
@@ -270,8 +296,8 @@ std::string chart(const std::vector<Series>& series, const json& events, double 
   o += "<g class=\"legend\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#333\">\n";
   double lx = kLeft;
   auto legend = [&](const std::string& colour, const std::string& text, const std::string& dash) {
-    o += fmt("<line x1=\"%.1f\"", lx) + fmt(" x2=\"%.1f\" y1=\"14\" y2=\"14\" stroke=\"", lx + 18) + colour +
-         "\" stroke-width=\"3\" " + dash + "/>";
+    o += fmt("<line x1=\"%.1f\"", lx) + fmt(" x2=\"%.1f\" y1=\"14\" y2=\"14\" stroke=\"", lx + 18) +
+         colour + "\" stroke-width=\"3\" " + dash + "/>";
     o += fmt("<text x=\"%.1f\" y=\"18\">", lx + 24) + esc(text) + "</text>\n";
     lx += 24 + 7.0 * static_cast<double>(text.size()) + 18;
   };
@@ -297,11 +323,13 @@ std::string stage_table(const json& stages) {
     }
     o += "<tr><td><span class=\"swatch\" style=\"background:" + std::string(stage_colour(i)) +
          "\"></span>" + esc(str(s, "name")) + "</td><td>" + esc(str(s, "use")) + "</td>";
-    for (const char* k : {"workers", "records_in", "records_out", "errors", "retries", "dead_letters", "restarts"}) {
+    for (const char* k : {"workers", "records_in", "records_out", "errors", "retries",
+                          "dead_letters", "restarts"}) {
       o += "<td class=\"n\">" + grouped(count(s, k)) + "</td>";
     }
     o += "<td class=\"n\">" + esc(human(num(s, "rate_per_s"))) + "</td>";
-    for (const char* k : {"busy_s", "idle_s", "blocked_s"}) o += "<td class=\"n\">" + fmt("%.2f", num(s, k)) + "</td>";
+    for (const char* k : {"busy_s", "idle_s", "blocked_s"})
+      o += "<td class=\"n\">" + fmt("%.2f", num(s, k)) + "</td>";
     o += "<td class=\"n\">" + lat + "</td><td>" + esc(str(s, "state")) + "</td></tr>\n";
   }
   o += "</tbody>\n</table>\n";
@@ -309,9 +337,11 @@ std::string stage_table(const json& stages) {
 }
 
 std::string event_table(const json& events) {
-  if (!events.is_array() || events.empty()) return "<p>No events: no crash, dead letter or interrupt.</p>\n";
-  std::string o = "<table class=\"events\">\n<thead><tr><th>t (s)</th><th>event</th><th>stage</th>"
-                  "<th>worker</th><th>detail</th></tr></thead>\n<tbody>\n";
+  if (!events.is_array() || events.empty())
+    return "<p>No events: no crash, dead letter or interrupt.</p>\n";
+  std::string o =
+      "<table class=\"events\">\n<thead><tr><th>t (s)</th><th>event</th><th>stage</th>"
+      "<th>worker</th><th>detail</th></tr></thead>\n<tbody>\n";
   for (const json& e : events) {
     std::string detail;
     for (const char* k : {"reason", "signal", "exit_code", "seq", "error", "attempts"}) {
@@ -350,15 +380,19 @@ std::string render_html_report(const json& report) {
   const std::string name = str(report, "pipeline", "?");
   const std::string status = str(report, "status", "?");
   const json empty = json::array();
-  const json& stages = report.contains("stages") && report["stages"].is_array() ? report["stages"] : empty;
-  const json& series = report.contains("series") && report["series"].is_array() ? report["series"] : empty;
-  const json& events = report.contains("events") && report["events"].is_array() ? report["events"] : empty;
+  const json& stages =
+      report.contains("stages") && report["stages"].is_array() ? report["stages"] : empty;
+  const json& series =
+      report.contains("series") && report["series"].is_array() ? report["series"] : empty;
+  const json& events =
+      report.contains("events") && report["events"].is_array() ? report["events"] : empty;
 
   std::vector<std::string> names;
   for (const json& s : stages) names.push_back(str(s, "name"));
   if (names.empty()) {  // no summary (a run that failed to start): take the names from the series
     for (const json& sample : series) {
-      if (!sample.is_object() || !sample.contains("stages") || !sample["stages"].is_object()) continue;
+      if (!sample.is_object() || !sample.contains("stages") || !sample["stages"].is_object())
+        continue;
       for (const auto& [k, v] : sample["stages"].items()) {
         if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
       }
@@ -368,7 +402,8 @@ std::string render_html_report(const json& report) {
   const double elapsed = num(report, "elapsed_s");
 
   std::string o = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-  o += "<title>Rivus report: " + esc(name) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
+  o += "<title>Rivus report: " + esc(name) + "</title>\n<style>" + kStyle +
+       "</style>\n</head>\n<body>\n";
   o += "<h1>Pipeline " + esc(name) + " <span class=\"status " + esc(status) + "\">" + esc(status) +
        "</span></h1>\n";
   o += "<p class=\"meta\">" + fmt("%.2f s", elapsed) + " &middot; exit code " +
@@ -378,11 +413,13 @@ std::string render_html_report(const json& report) {
     o += " &middot; " + grouped(count(report["dead_letters"], "count")) + " dead letters";
   }
   if (report.contains("spec")) o += " &middot; spec " + esc(str(report, "spec"));
-  if (report.contains("supervisor_pid")) o += " &middot; supervisor pid " + esc(str(report, "supervisor_pid"));
+  if (report.contains("supervisor_pid"))
+    o += " &middot; supervisor pid " + esc(str(report, "supervisor_pid"));
   o += "</p>\n";
   if (report.contains("failure") && report["failure"].is_object()) {
     o += "<p class=\"failure\">Failure";
-    if (!report["failure"].value("stage", json()).is_null()) o += " in stage " + esc(str(report["failure"], "stage"));
+    if (!report["failure"].value("stage", json()).is_null())
+      o += " in stage " + esc(str(report["failure"], "stage"));
     o += ": " + esc(str(report["failure"], "reason")) + "</p>\n";
   }
   o += "<h2>Throughput per stage (records / s between samples)</h2>\n";
@@ -390,7 +427,8 @@ std::string render_html_report(const json& report) {
   o += "<h2>Stages</h2>\n";
   o += stages.empty() ? "<p>The report has no per-stage summary.</p>\n" : stage_table(stages);
   o += "<h2>Events</h2>\n" + event_table(events);
-  o += "<p class=\"meta\">Generated by <code>rivus report --html</code> from the run's JSON report.</p>\n";
+  o += "<p class=\"meta\">Generated by <code>rivus report --html</code> from the run's JSON "
+       "report.</p>\n";
   o += "</body>\n</html>\n";
   return o;
 }

@@ -44,16 +44,18 @@ Flow flow_of(const shm::WorkerCounters& now, const shm::WorkerCounters& before, 
   return {per_second(now.records_in, before.records_in, w),
           per_second(now.records_out, before.records_out, w),
           per_second(now.bytes_in, before.bytes_in, w),
-          per_second(now.bytes_out, before.bytes_out, w),
-          per_second(now.errors, before.errors, w)};
+          per_second(now.bytes_out, before.bytes_out, w), per_second(now.errors, before.errors, w)};
 }
 
-std::uint64_t delta(std::uint64_t now, std::uint64_t before) { return now > before ? now - before : 0; }
+std::uint64_t delta(std::uint64_t now, std::uint64_t before) {
+  return now > before ? now - before : 0;
+}
 
 // Errors per record handled: a source hands records out, everything else takes them in.
-double error_rate_of(bool source, const shm::WorkerCounters& now, const shm::WorkerCounters& before) {
-  const std::uint64_t handled =
-      source ? delta(now.records_out, before.records_out) : delta(now.records_in, before.records_in);
+double error_rate_of(bool source, const shm::WorkerCounters& now,
+                     const shm::WorkerCounters& before) {
+  const std::uint64_t handled = source ? delta(now.records_out, before.records_out)
+                                       : delta(now.records_in, before.records_in);
   const std::uint64_t errors = delta(now.errors, before.errors);
   return handled > 0 ? static_cast<double>(errors) / static_cast<double>(handled) : 0;
 }
@@ -68,8 +70,10 @@ bool worker_active(std::uint32_t state) {
   switch (static_cast<shm::WorkerState>(state)) {
     case shm::WorkerState::kStarting:
     case shm::WorkerState::kRunning:
-    case shm::WorkerState::kDraining: return true;
-    default: return false;
+    case shm::WorkerState::kDraining:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -90,10 +94,14 @@ std::string escape_label(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -209,11 +217,15 @@ Result<ResolvedSegment> resolve_segment(const std::string& target) {
 
 int exit_code_for(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kNotFound: return kExitNotFound;
+    case StatusCode::kNotFound:
+      return kExitNotFound;
     case StatusCode::kCorrupt:
-    case StatusCode::kVersionMismatch: return kExitCorrupt;
-    case StatusCode::kInvalidArgument: return kExitUsage;
-    default: return kExitRuntimeFailure;
+    case StatusCode::kVersionMismatch:
+      return kExitCorrupt;
+    case StatusCode::kInvalidArgument:
+      return kExitUsage;
+    default:
+      return kExitRuntimeFailure;
   }
 }
 
@@ -266,10 +278,13 @@ PipelineView make_view(const PipelineSnapshot& now, const PipelineSnapshot* befo
     sv.snap = s;
     // The supervisor marks failures in the stage table; that a stage is done shows in its workers.
     sv.state = stage_state_name(s.state);
-    const bool all_exited = !s.workers.empty() && std::all_of(s.workers.begin(), s.workers.end(), [](const WorkerSnapshot& w) {
-      return w.state == static_cast<std::uint32_t>(shm::WorkerState::kExited);
-    });
-    if (s.state == static_cast<std::uint32_t>(shm::StageState::kRunning) && all_exited) sv.state = "finished";
+    const bool all_exited =
+        !s.workers.empty() &&
+        std::all_of(s.workers.begin(), s.workers.end(), [](const WorkerSnapshot& w) {
+          return w.state == static_cast<std::uint32_t>(shm::WorkerState::kExited);
+        });
+    if (s.state == static_cast<std::uint32_t>(shm::StageState::kRunning) && all_exited)
+      sv.state = "finished";
     const shm::WorkerCounters& bt = b ? b->totals : zero;
     sv.rate = flow_of(s.totals, bt, w);
     sv.records_per_s = source ? sv.rate.records_out : sv.rate.records_in;
@@ -319,19 +334,27 @@ PipelineView make_view(const PipelineSnapshot& now, const PipelineSnapshot* befo
 std::string human_count(double v) {
   char b[32];
   const double a = std::fabs(v);
-  if (a < 1e3) std::snprintf(b, sizeof b, "%.0f", v);
-  else if (a < 1e6) std::snprintf(b, sizeof b, "%.1fk", v / 1e3);
-  else if (a < 1e9) std::snprintf(b, sizeof b, "%.2fM", v / 1e6);
-  else std::snprintf(b, sizeof b, "%.2fG", v / 1e9);
+  if (a < 1e3)
+    std::snprintf(b, sizeof b, "%.0f", v);
+  else if (a < 1e6)
+    std::snprintf(b, sizeof b, "%.1fk", v / 1e3);
+  else if (a < 1e9)
+    std::snprintf(b, sizeof b, "%.2fM", v / 1e6);
+  else
+    std::snprintf(b, sizeof b, "%.2fG", v / 1e9);
   return b;
 }
 
 std::string human_seconds(double s) {
   char b[32];
-  if (s < 1e-6) std::snprintf(b, sizeof b, "%.0fns", s * 1e9);
-  else if (s < 1e-3) std::snprintf(b, sizeof b, "%.1fus", s * 1e6);
-  else if (s < 1) std::snprintf(b, sizeof b, "%.1fms", s * 1e3);
-  else std::snprintf(b, sizeof b, "%.2fs", s);
+  if (s < 1e-6)
+    std::snprintf(b, sizeof b, "%.0fns", s * 1e9);
+  else if (s < 1e-3)
+    std::snprintf(b, sizeof b, "%.1fus", s * 1e6);
+  else if (s < 1)
+    std::snprintf(b, sizeof b, "%.1fms", s * 1e3);
+  else
+    std::snprintf(b, sizeof b, "%.2fs", s);
   return b;
 }
 
@@ -339,8 +362,8 @@ std::string render_text(const PipelineView& v) {
   std::string out;
   char line[512];
   std::snprintf(line, sizeof line, "pipeline %s: %s, up %s, supervisor pid %d (segment %s)\n",
-                v.snap.name.c_str(), pipeline_state(v).c_str(), human_seconds(v.snap.uptime_s).c_str(),
-                v.snap.pid, v.snap.segment.c_str());
+                v.snap.name.c_str(), pipeline_state(v).c_str(),
+                human_seconds(v.snap.uptime_s).c_str(), v.snap.pid, v.snap.segment.c_str());
   out += line;
   std::snprintf(line, sizeof line, "rates %s %s; restarts %llu\n",
                 v.since_start ? "averaged since the start," : "over the last",
@@ -348,15 +371,16 @@ std::string render_text(const PipelineView& v) {
                 static_cast<unsigned long long>(v.snap.total_restarts));
   out += line;
   if (v.total > 0) {
-    std::snprintf(line, sizeof line, "progress: %llu of %llu records (%.1f%%)\n",
-                  static_cast<unsigned long long>(v.done), static_cast<unsigned long long>(v.total),
-                  100.0 * static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total));
+    std::snprintf(
+        line, sizeof line, "progress: %llu of %llu records (%.1f%%)\n",
+        static_cast<unsigned long long>(v.done), static_cast<unsigned long long>(v.total),
+        100.0 * static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total));
     out += line;
   }
   if (v.bottleneck >= 0) {
     const StageView& b = v.stages[static_cast<std::size_t>(v.bottleneck)];
-    std::snprintf(line, sizeof line, "bottleneck: %s (busy %s of its time)\n",
-                  b.snap.name.c_str(), percent(b.shares.busy).c_str());
+    std::snprintf(line, sizeof line, "bottleneck: %s (busy %s of its time)\n", b.snap.name.c_str(),
+                  percent(b.shares.busy).c_str());
     out += line;
   }
   std::snprintf(line, sizeof line,
@@ -384,12 +408,12 @@ std::string render_text(const PipelineView& v) {
   };
   for (const StageView& s : v.stages) {
     const bool source = s.snap.kind == static_cast<std::uint32_t>(shm::StageKind::kSource);
-    row(s.snap.name + (s.bottleneck ? " *" : ""), stage_kind_name(s.snap.kind),
-        s.state, s.records_per_s, s.snap.totals, s.error_rate, s.queue_fill,
-        s.shares, s.snap.restarts, s.latency);
+    row(s.snap.name + (s.bottleneck ? " *" : ""), stage_kind_name(s.snap.kind), s.state,
+        s.records_per_s, s.snap.totals, s.error_rate, s.queue_fill, s.shares, s.snap.restarts,
+        s.latency);
     if (!s.snap.failure.empty()) out += "  failure: " + s.snap.failure + "\n";
     for (const WorkerView& w : s.workers) {
-      row("  #" + std::to_string(w.snap.index) + " pid " + std::to_string(w.snap.pid), "", 
+      row("  #" + std::to_string(w.snap.index) + " pid " + std::to_string(w.snap.pid), "",
           worker_state_name(w.snap.state), source ? w.rate.records_out : w.rate.records_in,
           w.snap.counters, w.error_rate, -1, w.shares, w.snap.restarts, Quantiles{});
     }
@@ -404,16 +428,17 @@ json render_json(const PipelineView& v) {
     return {{"p50", q.p50 * 1e3}, {"p95", q.p95 * 1e3}, {"p99", q.p99 * 1e3}, {"count", q.count}};
   };
   auto totals = [](const shm::WorkerCounters& c) -> json {
-    return {{"records_in", c.records_in}, {"records_out", c.records_out},
-            {"bytes_in", c.bytes_in},     {"bytes_out", c.bytes_out},
-            {"batches", c.batches},       {"errors", c.errors},
-            {"retries", c.retries},       {"dead_letters", c.dead_letters},
-            {"busy_ns", c.busy_ns},       {"idle_ns", c.idle_ns},
-            {"blocked_ns", c.blocked_ns}};
+    return {
+        {"records_in", c.records_in}, {"records_out", c.records_out},   {"bytes_in", c.bytes_in},
+        {"bytes_out", c.bytes_out},   {"batches", c.batches},           {"errors", c.errors},
+        {"retries", c.retries},       {"dead_letters", c.dead_letters}, {"busy_ns", c.busy_ns},
+        {"idle_ns", c.idle_ns},       {"blocked_ns", c.blocked_ns}};
   };
   auto rates = [](const Flow& f) -> json {
-    return {{"records_in", f.records_in}, {"records_out", f.records_out},
-            {"bytes_in", f.bytes_in},     {"bytes_out", f.bytes_out},
+    return {{"records_in", f.records_in},
+            {"records_out", f.records_out},
+            {"bytes_in", f.bytes_in},
+            {"bytes_out", f.bytes_out},
             {"errors", f.errors}};
   };
   auto shares = [](const TimeShares& s) -> json {
@@ -423,48 +448,47 @@ json render_json(const PipelineView& v) {
   for (const StageView& s : v.stages) {
     json workers = json::array();
     for (const WorkerView& w : s.workers) {
-      workers.push_back({{"index", w.snap.index},
-                         {"pid", w.snap.pid},
-                         {"generation", w.snap.generation},
-                         {"state", worker_state_name(w.snap.state)},
-                         {"restarts", w.snap.restarts},
-                         {"crashes", w.snap.crashes},
-                         {"last_signal", w.snap.last_signal ? json(signal_name(w.snap.last_signal))
-                                                            : json(nullptr)},
-                         {"heartbeat_age_s", w.heartbeat_age_s >= 0 ? json(w.heartbeat_age_s)
-                                                                    : json(nullptr)},
-                         {"lost_s", static_cast<double>(w.snap.lost_ns) / 1e9},
-                         {"totals", totals(w.snap.counters)},
-                         {"rates_per_s", rates(w.rate)},
-                         {"error_rate", w.error_rate},
-                         {"shares", shares(w.shares)}});
+      workers.push_back(
+          {{"index", w.snap.index},
+           {"pid", w.snap.pid},
+           {"generation", w.snap.generation},
+           {"state", worker_state_name(w.snap.state)},
+           {"restarts", w.snap.restarts},
+           {"crashes", w.snap.crashes},
+           {"last_signal",
+            w.snap.last_signal ? json(signal_name(w.snap.last_signal)) : json(nullptr)},
+           {"heartbeat_age_s", w.heartbeat_age_s >= 0 ? json(w.heartbeat_age_s) : json(nullptr)},
+           {"lost_s", static_cast<double>(w.snap.lost_ns) / 1e9},
+           {"totals", totals(w.snap.counters)},
+           {"rates_per_s", rates(w.rate)},
+           {"error_rate", w.error_rate},
+           {"shares", shares(w.shares)}});
     }
-    stages.push_back(
-        {{"name", s.snap.name},
-         {"use", s.snap.use},
-         {"kind", stage_kind_name(s.snap.kind)},
-         {"state", s.state},
-         {"failure", s.snap.failure.empty() ? json(nullptr) : json(s.snap.failure)},
-         {"workers", s.snap.workers.size()},
-         {"restarts", s.snap.restarts},
-         {"totals", totals(s.snap.totals)},
-         {"rates_per_s", rates(s.rate)},
-         {"records_per_s", s.records_per_s},
-         {"error_rate", s.error_rate},
-         {"queue", s.queue_fill < 0 ? json(nullptr)
-                                    : json{{"bytes", s.snap.queue_bytes},
-                                           {"capacity", s.snap.queue_capacity},
-                                           {"fill", s.queue_fill}}},
-         {"shares", shares(s.shares)},
-         {"latency_ms", quant(s.latency)},
-         {"batch_ms", quant(s.batch)},
-         {"bottleneck", s.bottleneck},
-         {"workers_detail", workers}});
+    stages.push_back({{"name", s.snap.name},
+                      {"use", s.snap.use},
+                      {"kind", stage_kind_name(s.snap.kind)},
+                      {"state", s.state},
+                      {"failure", s.snap.failure.empty() ? json(nullptr) : json(s.snap.failure)},
+                      {"workers", s.snap.workers.size()},
+                      {"restarts", s.snap.restarts},
+                      {"totals", totals(s.snap.totals)},
+                      {"rates_per_s", rates(s.rate)},
+                      {"records_per_s", s.records_per_s},
+                      {"error_rate", s.error_rate},
+                      {"queue", s.queue_fill < 0 ? json(nullptr)
+                                                 : json{{"bytes", s.snap.queue_bytes},
+                                                        {"capacity", s.snap.queue_capacity},
+                                                        {"fill", s.queue_fill}}},
+                      {"shares", shares(s.shares)},
+                      {"latency_ms", quant(s.latency)},
+                      {"batch_ms", quant(s.batch)},
+                      {"bottleneck", s.bottleneck},
+                      {"workers_detail", workers}});
   }
   json progress = nullptr;
   if (v.total > 0) {
-    const double pct = 100.0 * static_cast<double>(std::min(v.done, v.total)) /
-                       static_cast<double>(v.total);
+    const double pct =
+        100.0 * static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total);
     const double rate = v.stages.empty() ? 0 : v.stages.back().records_per_s;
     progress = {{"done", v.done},
                 {"total", v.total},
@@ -503,7 +527,8 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
   w.family("rivus_pipeline_up", "gauge",
            "1 while the pipeline's supervisor is alive and the run is not over, else 0.");
   w.sample("rivus_pipeline_up", pl, live && !run_state_final(s.run_state) ? "1" : "0");
-  w.family("rivus_pipeline_state", "gauge", "1 for the run state the pipeline is in, 0 for the others.");
+  w.family("rivus_pipeline_state", "gauge",
+           "1 for the run state the pipeline is in, 0 for the others.");
   for (std::uint32_t k = 0; k <= static_cast<std::uint32_t>(shm::RunState::kAborted); ++k) {
     w.sample("rivus_pipeline_state", pl + "," + label("state", run_state_name(k)),
              s.run_state == k ? "1" : "0");
@@ -522,24 +547,29 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
   for (const auto& st : s.stages) {
     w.sample("rivus_stage_workers", stage_l(st), number(std::uint64_t{st.workers.size()}));
   }
-  w.family("rivus_stage_failed", "gauge", "1 if the stage failed (restart intensity or a fatal error).");
+  w.family("rivus_stage_failed", "gauge",
+           "1 if the stage failed (restart intensity or a fatal error).");
   for (const auto& st : s.stages) {
     w.sample("rivus_stage_failed", stage_l(st),
              st.state == static_cast<std::uint32_t>(shm::StageState::kFailed) ? "1" : "0");
   }
   w.family("rivus_stage_restarts_total", "counter", "Worker restarts in the stage.");
-  for (const auto& st : s.stages) w.sample("rivus_stage_restarts_total", stage_l(st), number(std::uint64_t{st.restarts}));
+  for (const auto& st : s.stages)
+    w.sample("rivus_stage_restarts_total", stage_l(st), number(std::uint64_t{st.restarts}));
   w.family("rivus_stage_expected_records", "gauge",
            "Records the source stage says it will produce (only sources that know).");
   for (const auto& st : s.stages) {
-    if (st.total_hint > 0) w.sample("rivus_stage_expected_records", stage_l(st), number(st.total_hint));
+    if (st.total_hint > 0)
+      w.sample("rivus_stage_expected_records", stage_l(st), number(st.total_hint));
   }
   w.family("rivus_stage_queue_bytes", "gauge",
            "Bytes waiting in the stage's input rings (published, not yet released).");
   for (const auto& st : s.stages) {
-    if (st.queue_capacity > 0) w.sample("rivus_stage_queue_bytes", stage_l(st), number(st.queue_bytes));
+    if (st.queue_capacity > 0)
+      w.sample("rivus_stage_queue_bytes", stage_l(st), number(st.queue_bytes));
   }
-  w.family("rivus_stage_queue_capacity_bytes", "gauge", "Total capacity of the stage's input rings.");
+  w.family("rivus_stage_queue_capacity_bytes", "gauge",
+           "Total capacity of the stage's input rings.");
   for (const auto& st : s.stages) {
     if (st.queue_capacity > 0) {
       w.sample("rivus_stage_queue_capacity_bytes", stage_l(st), number(st.queue_capacity));
@@ -547,9 +577,11 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
   }
   w.family("rivus_stage_batch_seconds", "histogram",
            "Time in stage code per batch (log2 buckets; no _sum: the segment keeps none).");
-  for (const auto& st : s.stages) histogram_samples(w, "rivus_stage_batch_seconds", stage_l(st), st.batch_ns);
-  w.family("rivus_stage_latency_seconds", "histogram",
-           "End-to-end record latency, source timestamp to sink (sinks only; log2 buckets; no _sum).");
+  for (const auto& st : s.stages)
+    histogram_samples(w, "rivus_stage_batch_seconds", stage_l(st), st.batch_ns);
+  w.family(
+      "rivus_stage_latency_seconds", "histogram",
+      "End-to-end record latency, source timestamp to sink (sinks only; log2 buckets; no _sum).");
   for (const auto& st : s.stages) {
     if (st.kind == static_cast<std::uint32_t>(shm::StageKind::kSink)) {
       histogram_samples(w, "rivus_stage_latency_seconds", stage_l(st), st.latency_ns);
@@ -567,8 +599,10 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
        &shm::WorkerCounters::records_in, 1},
       {"rivus_records_out_total", "Records the worker wrote (a sink: records it consumed).",
        &shm::WorkerCounters::records_out, 1},
-      {"rivus_bytes_in_total", "Payload bytes the worker took in.", &shm::WorkerCounters::bytes_in, 1},
-      {"rivus_bytes_out_total", "Payload bytes the worker wrote.", &shm::WorkerCounters::bytes_out, 1},
+      {"rivus_bytes_in_total", "Payload bytes the worker took in.", &shm::WorkerCounters::bytes_in,
+       1},
+      {"rivus_bytes_out_total", "Payload bytes the worker wrote.", &shm::WorkerCounters::bytes_out,
+       1},
       {"rivus_batches_total", "Batches the worker processed.", &shm::WorkerCounters::batches, 1},
       {"rivus_errors_total", "Failed attempts at a record (exceptions from stage code).",
        &shm::WorkerCounters::errors, 1},
@@ -578,7 +612,8 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
       {"rivus_busy_seconds_total",
        "Seconds in stage code, including time blocked on a full output ring inside emit.",
        &shm::WorkerCounters::busy_ns, 1e9},
-      {"rivus_idle_seconds_total", "Seconds waiting for input.", &shm::WorkerCounters::idle_ns, 1e9},
+      {"rivus_idle_seconds_total", "Seconds waiting for input.", &shm::WorkerCounters::idle_ns,
+       1e9},
       {"rivus_blocked_seconds_total", "Seconds waiting for space in an output ring (backpressure).",
        &shm::WorkerCounters::blocked_ns, 1e9},
   };
@@ -592,15 +627,18 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
       }
     }
   }
-  w.family("rivus_worker_restarts_total", "counter", "Times the worker slot got a replacement process.");
+  w.family("rivus_worker_restarts_total", "counter",
+           "Times the worker slot got a replacement process.");
   for (const auto& st : s.stages) {
     for (const auto& ws : st.workers) {
       w.sample("rivus_worker_restarts_total", worker_l(st, ws), number(std::uint64_t{ws.restarts}));
     }
   }
-  w.family("rivus_worker_crashes_total", "counter", "Deaths of the worker's process by a signal or a failing exit code.");
+  w.family("rivus_worker_crashes_total", "counter",
+           "Deaths of the worker's process by a signal or a failing exit code.");
   for (const auto& st : s.stages) {
-    for (const auto& ws : st.workers) w.sample("rivus_worker_crashes_total", worker_l(st, ws), number(ws.crashes));
+    for (const auto& ws : st.workers)
+      w.sample("rivus_worker_crashes_total", worker_l(st, ws), number(ws.crashes));
   }
   w.family("rivus_worker_lost_seconds_total", "counter",
            "Seconds between the worker's crashes and their replacements running.");
@@ -610,7 +648,8 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
                number(static_cast<double>(ws.lost_ns) / 1e9));
     }
   }
-  w.family("rivus_worker_up", "gauge", "1 while the worker's process is starting, running or draining.");
+  w.family("rivus_worker_up", "gauge",
+           "1 while the worker's process is starting, running or draining.");
   for (const auto& st : s.stages) {
     for (const auto& ws : st.workers) {
       w.sample("rivus_worker_up", worker_l(st, ws), worker_active(ws.state) ? "1" : "0");

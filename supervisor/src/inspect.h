@@ -66,13 +66,13 @@ struct WorkerView {
   WorkerSnapshot snap;
   Flow rate;
   TimeShares shares;
-  double error_rate = 0;         // errors per record handled, over the window
-  double heartbeat_age_s = -1;   // -1 when the worker has no heartbeat yet or has stopped
+  double error_rate = 0;        // errors per record handled, over the window
+  double heartbeat_age_s = -1;  // -1 when the worker has no heartbeat yet or has stopped
 };
 
 struct StageView {
   StageSnapshot snap;
-  std::string state;         // the stage table's state, or "finished" once every worker exited
+  std::string state;  // the stage table's state, or "finished" once every worker exited
   Flow rate;
   double records_per_s = 0;  // what the stage handled: records out for a source, in otherwise
   TimeShares shares;         // over the summed time of all its workers

@@ -60,10 +60,15 @@ int cmd_ls(const LsArgs& a) {
     }
     const double age = s.valid ? static_cast<double>(now_unix - s.created_unix_ns) / 1e9 : -1;
     if (a.json) {
-      out.push_back({{"pipeline", s.pipeline}, {"supervisor_pid", s.pid}, {"state", state},
-                     {"live", s.live}, {"valid", s.valid},
+      out.push_back({{"pipeline", s.pipeline},
+                     {"supervisor_pid", s.pid},
+                     {"state", state},
+                     {"live", s.live},
+                     {"valid", s.valid},
                      {"age_s", s.valid ? json(age) : json(nullptr)},
-                     {"stages", stages}, {"workers", workers}, {"segment", s.name},
+                     {"stages", stages},
+                     {"workers", workers},
+                     {"segment", s.name},
                      {"problem", s.valid ? json(nullptr) : json(s.problem)}});
       continue;
     }
@@ -105,8 +110,8 @@ void print_stat(const StatArgs& a, const PipelineSnapshot& now, const PipelineSn
 bool sleep_until(Clock::time_point deadline) {
   while (Clock::now() < deadline) {
     if (g_interrupted) return false;
-    std::this_thread::sleep_for(std::min<Clock::duration>(deadline - Clock::now(),
-                                                          std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(50)));
   }
   return !g_interrupted;
 }
@@ -131,12 +136,14 @@ int cmd_stat(const StatArgs& a) {
   }
 
   g_interrupted = 0;
-  struct sigaction sa {}, old_int{}, old_term{};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
-  const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.watch_s));
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.watch_s));
   PipelineSnapshot prev;
   bool have_prev = false;
   int rc = kExitOk;
@@ -183,7 +190,8 @@ int cmd_report(const ReportArgs& a) {
     return kExitUsage;
   }
   if (!report.is_object()) {
-    std::fprintf(stderr, "rivus: %s is not a Rivus report (expected a JSON object)\n", a.file.c_str());
+    std::fprintf(stderr, "rivus: %s is not a Rivus report (expected a JSON object)\n",
+                 a.file.c_str());
     return kExitUsage;
   }
   if (a.html.empty()) {
@@ -219,8 +227,10 @@ void add_inspect_commands(CLI::App& app, int& rc) {
   static StatArgs stat_args;
   auto* stat = app.add_subcommand("stat", "per-stage and per-worker metrics of a running pipeline");
   stat->add_option("target", stat_args.target, "pipeline name or supervisor pid")->required();
-  auto* as_json = stat->add_flag("--json", stat_args.json, "JSON (schema rivus.stat/1, docs/metrics.md)");
-  auto* as_prom = stat->add_flag("--prometheus", stat_args.prometheus, "Prometheus text exposition format");
+  auto* as_json =
+      stat->add_flag("--json", stat_args.json, "JSON (schema rivus.stat/1, docs/metrics.md)");
+  auto* as_prom =
+      stat->add_flag("--prometheus", stat_args.prometheus, "Prometheus text exposition format");
   as_json->excludes(as_prom);
   stat->add_option("--watch", stat_args.watch_s,
                    "print again every SECONDS, rates over each interval, until the run ends")
@@ -233,7 +243,8 @@ void add_inspect_commands(CLI::App& app, int& rc) {
   stat->callback([&rc] { rc = cmd_stat(stat_args); });
 
   static TopOptions top_args;
-  auto* top = app.add_subcommand("top", "live view of a pipeline, one row per stage; marks the bottleneck");
+  auto* top =
+      app.add_subcommand("top", "live view of a pipeline, one row per stage; marks the bottleneck");
   top->add_option("target", top_args.target, "pipeline name or supervisor pid")->required();
   top->add_flag("--workers,-w", top_args.workers, "show a row per worker (key w toggles)");
   top->add_option("--interval", top_args.interval_s, "seconds between refreshes (default 1)")
@@ -245,7 +256,8 @@ void add_inspect_commands(CLI::App& app, int& rc) {
   static ReportArgs report_args;
   auto* report = app.add_subcommand("report", "print a run's JSON report, or render it as HTML");
   report->add_option("file", report_args.file, "the report (rivus run --report FILE)")->required();
-  report->add_option("--html", report_args.html, "write a self-contained HTML page with a chart here");
+  report->add_option("--html", report_args.html,
+                     "write a self-contained HTML page with a chart here");
   report->callback([&rc] { rc = cmd_report(report_args); });
 }
 

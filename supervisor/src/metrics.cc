@@ -138,12 +138,18 @@ double histogram_quantile(const Histogram& h, double q) {
 
 const char* run_state_name(std::uint32_t s) {
   switch (static_cast<shm::RunState>(s)) {
-    case shm::RunState::kStarting: return "starting";
-    case shm::RunState::kRunning: return "running";
-    case shm::RunState::kDraining: return "draining";
-    case shm::RunState::kFinished: return "finished";
-    case shm::RunState::kFailed: return "failed";
-    case shm::RunState::kAborted: return "aborted";
+    case shm::RunState::kStarting:
+      return "starting";
+    case shm::RunState::kRunning:
+      return "running";
+    case shm::RunState::kDraining:
+      return "draining";
+    case shm::RunState::kFinished:
+      return "finished";
+    case shm::RunState::kFailed:
+      return "failed";
+    case shm::RunState::kAborted:
+      return "aborted";
   }
   return "unknown";
 }
@@ -152,38 +158,53 @@ bool run_state_final(std::uint32_t s) {
   switch (static_cast<shm::RunState>(s)) {
     case shm::RunState::kFinished:
     case shm::RunState::kFailed:
-    case shm::RunState::kAborted: return true;
-    default: return false;
+    case shm::RunState::kAborted:
+      return true;
+    default:
+      return false;
   }
 }
 
 const char* stage_kind_name(std::uint32_t k) {
   switch (static_cast<shm::StageKind>(k)) {
-    case shm::StageKind::kSource: return "source";
-    case shm::StageKind::kTransform: return "transform";
-    case shm::StageKind::kSink: return "sink";
+    case shm::StageKind::kSource:
+      return "source";
+    case shm::StageKind::kTransform:
+      return "transform";
+    case shm::StageKind::kSink:
+      return "sink";
   }
   return "unknown";
 }
 
 const char* stage_state_name(std::uint32_t s) {
   switch (static_cast<shm::StageState>(s)) {
-    case shm::StageState::kRunning: return "running";
-    case shm::StageState::kFinished: return "finished";
-    case shm::StageState::kFailed: return "failed";
+    case shm::StageState::kRunning:
+      return "running";
+    case shm::StageState::kFinished:
+      return "finished";
+    case shm::StageState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
 const char* worker_state_name(std::uint32_t s) {
   switch (static_cast<shm::WorkerState>(s)) {
-    case shm::WorkerState::kEmpty: return "empty";
-    case shm::WorkerState::kStarting: return "starting";
-    case shm::WorkerState::kRunning: return "running";
-    case shm::WorkerState::kDraining: return "draining";
-    case shm::WorkerState::kExited: return "exited";
-    case shm::WorkerState::kCrashed: return "crashed";
-    case shm::WorkerState::kFailed: return "failed";
+    case shm::WorkerState::kEmpty:
+      return "empty";
+    case shm::WorkerState::kStarting:
+      return "starting";
+    case shm::WorkerState::kRunning:
+      return "running";
+    case shm::WorkerState::kDraining:
+      return "draining";
+    case shm::WorkerState::kExited:
+      return "exited";
+    case shm::WorkerState::kCrashed:
+      return "crashed";
+    case shm::WorkerState::kFailed:
+      return "failed";
   }
   return "unknown";
 }

@@ -54,10 +54,10 @@ struct PipelineSnapshot {
   std::string segment;  // shm name
   std::int32_t pid = 0;
   std::uint32_t run_state = 0;
-  std::uint32_t exit_code = 0;        // meaningful once the run state is final
+  std::uint32_t exit_code = 0;  // meaningful once the run state is final
   std::int64_t created_unix_ns = 0;
   std::int64_t taken_mono_ns = 0;
-  double uptime_s = 0;                // creation to now, or to the end of the run
+  double uptime_s = 0;  // creation to now, or to the end of the run
   std::uint64_t total_restarts = 0;
   std::vector<StageSnapshot> stages;
 };

@@ -25,7 +25,9 @@ namespace {
 constexpr auto kStartTimeout = std::chrono::seconds(5);
 constexpr int kReportFd = 3;  // where the helper writes "ok" or its error (metrics_server_main.cc)
 
-bool executable(const std::string& path) { return !path.empty() && access(path.c_str(), X_OK) == 0; }
+bool executable(const std::string& path) {
+  return !path.empty() && access(path.c_str(), X_OK) == 0;
+}
 
 // The helper's path, or "" with *looked listing where it was looked for.
 std::string find_helper(std::string* looked) {
@@ -52,7 +54,7 @@ std::string find_helper(std::string* looked) {
 // In the forked child: never returns.
 [[noreturn]] void exec_helper(const std::string& path, const std::string& segment_name,
                               const std::string& listen, pid_t parent, int report_fd) {
-  prctl(PR_SET_PDEATHSIG, SIGTERM);  // survives exec
+  prctl(PR_SET_PDEATHSIG, SIGTERM);   // survives exec
   if (getppid() != parent) _exit(0);  // the parent died before prctl
   // The supervisor blocks SIGCHLD, SIGINT and SIGTERM for its signalfd; the mask survives exec.
   sigset_t all;

@@ -99,11 +99,13 @@ int serve(const std::string& segment_name, const std::string& listen, pid_t pare
 int main(int argc, char** argv) {
   constexpr int kReportFd = 3;  // set up by start_metrics_server()
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s SEGMENT HOST:PORT PARENT_PID (started by `rivus run`)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s SEGMENT HOST:PORT PARENT_PID (started by `rivus run`)\n",
+                 argv[0]);
     return 2;
   }
   try {
-    return rivus::detail::serve(argv[1], argv[2], static_cast<pid_t>(std::atol(argv[3])), kReportFd);
+    return rivus::detail::serve(argv[1], argv[2], static_cast<pid_t>(std::atol(argv[3])),
+                                kReportFd);
   } catch (const std::exception& e) {
     rivus::detail::tell(kReportFd, std::string("metrics server: ") + e.what());
     return 1;

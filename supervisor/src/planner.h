@@ -11,8 +11,8 @@ namespace rivus::detail {
 
 struct Plan {
   shm::SegmentPlan segment;
-  std::vector<worker::WorkerPlan> workers;       // by slot
-  std::vector<std::uint32_t> first_worker;       // by stage
+  std::vector<worker::WorkerPlan> workers;  // by slot
+  std::vector<std::uint32_t> first_worker;  // by stage
 };
 
 // Stage s has workers [first_worker[s], first_worker[s] + workers). Between stage s and s+1

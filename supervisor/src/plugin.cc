@@ -13,7 +13,8 @@ Status load_plugin(const std::string& path) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (handle == nullptr) {
     const char* err = dlerror();
-    return Status::InvalidArgument("cannot load plugin " + path + ": " + (err ? err : "unknown error"));
+    return Status::InvalidArgument("cannot load plugin " + path + ": " +
+                                   (err ? err : "unknown error"));
   }
   const auto& errors = registry.registration_errors();
   if (errors.size() > errors_before) {

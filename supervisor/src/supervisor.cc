@@ -1,9 +1,9 @@
 #include "rivus/supervisor/supervisor.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -161,9 +161,10 @@ Status Supervisor::setup() {
     shm::StageEntry& e = seg_->stage(s);
     std::strncpy(e.name, st.name.c_str(), sizeof e.name - 1);
     std::strncpy(e.use, st.use.c_str(), sizeof e.use - 1);
-    e.kind = static_cast<std::uint32_t>(st.info->role == StageRole::kSource ? shm::StageKind::kSource
-                                        : st.info->role == StageRole::kSink  ? shm::StageKind::kSink
-                                                                             : shm::StageKind::kTransform);
+    e.kind = static_cast<std::uint32_t>(
+        st.info->role == StageRole::kSource ? shm::StageKind::kSource
+        : st.info->role == StageRole::kSink ? shm::StageKind::kSink
+                                            : shm::StageKind::kTransform);
     e.flags = (st.ordered ? shm::kStageOrdered : 0) |
               (st.key_by.kind != KeyByKind::kNone ? shm::kStageKeyed : 0);
     e.first_worker = plan_.first_worker[s];
@@ -235,7 +236,8 @@ void Supervisor::spawn(std::uint32_t slot) {
   store_relaxed(ws.pid, pid);
   store_relaxed(ws.started_mono_ns, shm::monotonic_ns());
   if (p.died_at != Clock::time_point{}) {
-    const auto lost = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - p.died_at);
+    const auto lost =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - p.died_at);
     shm::counter_add(ws.lost_ns, lost.count());
     p.died_at = {};
   }
@@ -275,7 +277,8 @@ void Supervisor::fork_spares() {
   });
   if (!usable || Clock::now() < spare_retry_at_) return;
   while (spares_.size() < spec_.spares && !aborting_ &&
-         load_acquire(seg_->header().run_state) == static_cast<std::uint32_t>(shm::RunState::kRunning)) {
+         load_acquire(seg_->header().run_state) ==
+             static_cast<std::uint32_t>(shm::RunState::kRunning)) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
       log_->warn("cannot make a spare worker's pipe: {}", std::strerror(errno));
@@ -410,7 +413,8 @@ void Supervisor::roll_forward(std::uint32_t slot) {
     for (std::uint32_t r : wp.outputs) {
       shm::RingDescriptor& d = seg_->ring_descriptor(r);
       store_release(d.tail, std::max(load_relaxed(d.tail), load_relaxed(d.pending_tail)));
-      store_release(d.watermark, std::max(load_relaxed(d.watermark), load_relaxed(d.pending_watermark)));
+      store_release(d.watermark,
+                    std::max(load_relaxed(d.watermark), load_relaxed(d.pending_watermark)));
     }
     for (std::uint32_t r : wp.inputs) {
       shm::RingDescriptor& d = seg_->ring_descriptor(r);
@@ -423,8 +427,10 @@ void Supervisor::roll_forward(std::uint32_t slot) {
     store_release(ws.intent_state, shm::IntentState::kDone);
     log_->debug("rolled forward the prepared commit of worker {}", slot);
   }
-  for (std::uint32_t r : wp.outputs) shm::notify(seg_->worker(seg_->ring_descriptor(r).consumer_worker).input_bell);
-  for (std::uint32_t r : wp.inputs) shm::notify(seg_->worker(seg_->ring_descriptor(r).producer_worker).space_bell);
+  for (std::uint32_t r : wp.outputs)
+    shm::notify(seg_->worker(seg_->ring_descriptor(r).consumer_worker).input_bell);
+  for (std::uint32_t r : wp.inputs)
+    shm::notify(seg_->worker(seg_->ring_descriptor(r).producer_worker).space_bell);
 }
 
 // A worker that died while processing one record alone (careful mode) names that record. When
@@ -489,10 +495,17 @@ bool Supervisor::handle_poison(std::uint32_t slot, int sig, int code, const std:
   store_relaxed(ws.careful_budget, budget > 0 ? budget - 1 : 0);
   shm::counter_add(seg_->header().dead_letters, 1);
   shm::counter_add(ws.counters.dead_letters, 1);
-  log_->warn("stage {} worker {}: record seq {} killed its worker {} times while processed alone ({}); dead-lettered", st.name,
-             dl.worker, dl.seq, attempts, reason);
-  event({{"type", "dead_letter"}, {"stage", st.name}, {"worker", dl.worker}, {"seq", dl.seq},
-         {"reason", dl.reason}, {"error", reason}, {"attempts", attempts}});
+  log_->warn(
+      "stage {} worker {}: record seq {} killed its worker {} times while processed alone ({}); "
+      "dead-lettered",
+      st.name, dl.worker, dl.seq, attempts, reason);
+  event({{"type", "dead_letter"},
+         {"stage", st.name},
+         {"worker", dl.worker},
+         {"seq", dl.seq},
+         {"reason", dl.reason},
+         {"error", reason},
+         {"attempts", attempts}});
   return true;
 }
 
@@ -544,9 +557,13 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   shm::counter_add(ws.crashes, 1);
   p.died_at = Clock::now();
   const pid_t dead_pid = p.pid;
-  event({{"type", "crash"}, {"stage", st.name}, {"worker", ws.index_in_stage}, {"pid", dead_pid},
+  event({{"type", "crash"},
+         {"stage", st.name},
+         {"worker", ws.index_in_stage},
+         {"pid", dead_pid},
          {"signal", sig ? json(detail::signal_name(sig)) : json(nullptr)},
-         {"exit_code", code >= 0 ? json(code) : json(nullptr)}, {"reason", reason}});
+         {"exit_code", code >= 0 ? json(code) : json(nullptr)},
+         {"reason", reason}});
   handle_poison(slot, sig, code, p.kill_reason.empty() ? reason : "timeout");
 
   // Restart intensity: at most max_restarts within the window. The replacement starts before
@@ -554,7 +571,8 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   StageRun& sr = stages_[stage];
   const auto now = Clock::now();
   sr.restarts.push_back(now);
-  while (!sr.restarts.empty() && now - sr.restarts.front() > st.restart.window) sr.restarts.pop_front();
+  while (!sr.restarts.empty() && now - sr.restarts.front() > st.restart.window)
+    sr.restarts.pop_front();
   const bool too_many = sr.restarts.size() > st.restart.max_restarts;
   const double factor = std::pow(2.0, static_cast<double>(sr.restarts.size() - 1));
   const auto backoff = std::chrono::nanoseconds(static_cast<std::int64_t>(
@@ -638,8 +656,10 @@ void Supervisor::sample(bool force) {
   const detail::PipelineSnapshot snap = detail::take_snapshot(*seg_);
   json stages = json::object();
   for (const auto& s : snap.stages) {
-    stages[s.name] = {{"records_in", s.totals.records_in}, {"records_out", s.totals.records_out},
-                      {"errors", s.totals.errors}, {"restarts", s.restarts}};
+    stages[s.name] = {{"records_in", s.totals.records_in},
+                      {"records_out", s.totals.records_out},
+                      {"errors", s.totals.errors},
+                      {"restarts", s.restarts}};
   }
   series_.push_back({{"t", since_start()}, {"stages", stages}});
 }
@@ -696,31 +716,48 @@ json Supervisor::build_report(const std::string& status, int exit_code) {
       const shm::WorkerSlot& slot = seg_->worker(plan_.first_worker[s] + w.index);
       crashes += w.crashes;
       lost_ns += load_relaxed(slot.lost_ns);
-      workers.push_back({{"index", w.index}, {"pid", w.pid}, {"restarts", w.restarts},
-                         {"crashes", w.crashes}, {"records_in", w.counters.records_in},
-                         {"records_out", w.counters.records_out}, {"errors", w.counters.errors},
+      workers.push_back({{"index", w.index},
+                         {"pid", w.pid},
+                         {"restarts", w.restarts},
+                         {"crashes", w.crashes},
+                         {"records_in", w.counters.records_in},
+                         {"records_out", w.counters.records_out},
+                         {"errors", w.counters.errors},
                          {"busy_s", static_cast<double>(w.counters.busy_ns) / 1e9},
                          {"state", detail::worker_state_name(w.state)}});
     }
     for (const auto& e : events_) {
       if (e["type"] == "crash" && e["stage"] == st.name) {
-        by_signal[e["signal"].is_null() ? "exit " + e["exit_code"].dump() : e["signal"].get<std::string>()]++;
+        by_signal[e["signal"].is_null() ? "exit " + e["exit_code"].dump()
+                                        : e["signal"].get<std::string>()]++;
       }
     }
-    json j = {{"name", st.name}, {"use", st.use}, {"workers", st.workers.size()},
-              {"records_in", c.records_in}, {"records_out", c.records_out},
-              {"bytes_in", c.bytes_in}, {"bytes_out", c.bytes_out}, {"batches", c.batches},
-              {"errors", c.errors}, {"retries", c.retries}, {"dead_letters", c.dead_letters},
-              {"restarts", st.restarts}, {"restarts_from_spare", stages_[s].from_spare},
-              {"crashes", crashes}, {"crashes_by_cause", by_signal},
-              {"time_lost_s", static_cast<double>(lost_ns) / 1e9},
-              {"busy_s", static_cast<double>(c.busy_ns) / 1e9},
-              {"idle_s", static_cast<double>(c.idle_ns) / 1e9},
-              {"blocked_s", static_cast<double>(c.blocked_ns) / 1e9},
-              {"elapsed_s", elapsed},
-              {"rate_per_s", elapsed > 0 ? static_cast<double>(std::max(c.records_in, c.records_out)) / elapsed : 0},
-              {"state", st.state == static_cast<std::uint32_t>(shm::StageState::kFailed) ? "failed" : "ok"},
-              {"workers_detail", workers}};
+    json j = {
+        {"name", st.name},
+        {"use", st.use},
+        {"workers", st.workers.size()},
+        {"records_in", c.records_in},
+        {"records_out", c.records_out},
+        {"bytes_in", c.bytes_in},
+        {"bytes_out", c.bytes_out},
+        {"batches", c.batches},
+        {"errors", c.errors},
+        {"retries", c.retries},
+        {"dead_letters", c.dead_letters},
+        {"restarts", st.restarts},
+        {"restarts_from_spare", stages_[s].from_spare},
+        {"crashes", crashes},
+        {"crashes_by_cause", by_signal},
+        {"time_lost_s", static_cast<double>(lost_ns) / 1e9},
+        {"busy_s", static_cast<double>(c.busy_ns) / 1e9},
+        {"idle_s", static_cast<double>(c.idle_ns) / 1e9},
+        {"blocked_s", static_cast<double>(c.blocked_ns) / 1e9},
+        {"elapsed_s", elapsed},
+        {"rate_per_s",
+         elapsed > 0 ? static_cast<double>(std::max(c.records_in, c.records_out)) / elapsed : 0},
+        {"state",
+         st.state == static_cast<std::uint32_t>(shm::StageState::kFailed) ? "failed" : "ok"},
+        {"workers_detail", workers}};
     if (detail::histogram_count(st.latency_ns) > 0) {
       j["latency_ms"] = {{"p50", detail::histogram_quantile(st.latency_ns, 0.5) / 1e6},
                          {"p95", detail::histogram_quantile(st.latency_ns, 0.95) / 1e6},
@@ -728,20 +765,29 @@ json Supervisor::build_report(const std::string& status, int exit_code) {
     }
     stages.push_back(std::move(j));
   }
-  json report = {{"pipeline", spec_.name}, {"spec", spec_.file}, {"status", status},
-                 {"exit_code", exit_code}, {"elapsed_s", elapsed}, {"supervisor_pid", self_},
+  json report = {{"pipeline", spec_.name},
+                 {"spec", spec_.file},
+                 {"status", status},
+                 {"exit_code", exit_code},
+                 {"elapsed_s", elapsed},
+                 {"supervisor_pid", self_},
                  {"stages", stages},
-                 {"dead_letters", {{"path", spec_.dead_letter_path},
-                                   {"count", [&] {
-                                      std::uint64_t n = 0;
-                                      for (const auto& s : snap.stages) n += s.totals.dead_letters;
-                                      return n;
-                                    }()}}},
-                 {"restarts", snap.total_restarts}, {"events", events_}, {"series", series_}};
-  report["failure"] = failed_stage_ >= 0
-                          ? json{{"stage", spec_.stages[static_cast<std::size_t>(failed_stage_)].name},
-                                 {"reason", failure_}}
-                          : json(nullptr);
+                 {"dead_letters",
+                  {{"path", spec_.dead_letter_path},
+                   {"count",
+                    [&] {
+                      std::uint64_t n = 0;
+                      for (const auto& s : snap.stages) n += s.totals.dead_letters;
+                      return n;
+                    }()}}},
+                 {"restarts", snap.total_restarts},
+                 {"events", events_},
+                 {"series", series_}};
+  report["failure"] =
+      failed_stage_ >= 0
+          ? json{{"stage", spec_.stages[static_cast<std::size_t>(failed_stage_)].name},
+                 {"reason", failure_}}
+          : json(nullptr);
   return report;
 }
 
@@ -751,7 +797,9 @@ RunResult Supervisor::run() {
     log_ = log_ ? log_ : spdlog::stderr_color_mt("supervisor");
     log_->error("cannot start pipeline '{}': {}", spec_.name, s.message());
     result.exit_code = kExitRuntimeFailure;
-    result.report = {{"pipeline", spec_.name}, {"status", "failed"}, {"exit_code", result.exit_code},
+    result.report = {{"pipeline", spec_.name},
+                     {"status", "failed"},
+                     {"exit_code", result.exit_code},
                      {"failure", {{"stage", nullptr}, {"reason", s.message()}}}};
     return result;
   }
@@ -771,9 +819,11 @@ RunResult Supervisor::run() {
         if (si.ssi_signo == SIGCHLD) continue;  // reaped below
         ++interrupts_;
         if (interrupts_ == 1) {
-          log_->warn("{} received: draining (send it again to stop at once)", detail::signal_name(static_cast<int>(si.ssi_signo)));
+          log_->warn("{} received: draining (send it again to stop at once)",
+                     detail::signal_name(static_cast<int>(si.ssi_signo)));
           store_release(seg_->header().run_state, shm::RunState::kDraining);
-          event({{"type", "interrupt"}, {"signal", detail::signal_name(static_cast<int>(si.ssi_signo))}});
+          event({{"type", "interrupt"},
+                 {"signal", detail::signal_name(static_cast<int>(si.ssi_signo))}});
         } else if (!aborting_) {
           log_->warn("second signal: stopping now");
           store_release(seg_->header().run_state, shm::RunState::kAborted);

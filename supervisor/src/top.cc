@@ -52,7 +52,8 @@ void on_stop(int) { g_stop = 1; }
 
 void on_sigbus(int) {
   restore_terminal();
-  static const char kMsg[] = "rivus: the segment was truncated while being read (corrupt segment)\n";
+  static const char kMsg[] =
+      "rivus: the segment was truncated while being read (corrupt segment)\n";
   (void)!write(2, kMsg, sizeof kMsg - 1);
   _exit(kExitCorrupt);
 }
@@ -104,12 +105,14 @@ class SignalScope {
   SignalScope& operator=(const SignalScope&) = delete;
 
  private:
-  struct sigaction int_ {}, term_{}, bus_{};
+  struct sigaction int_ {
+  }, term_{}, bus_{};
 };
 
 std::string bar(double fraction, int width, char fill, char empty) {
   const int n = std::clamp(static_cast<int>(std::lround(fraction * width)), 0, width);
-  return std::string(static_cast<std::size_t>(n), fill) + std::string(static_cast<std::size_t>(width - n), empty);
+  return std::string(static_cast<std::size_t>(n), fill) +
+         std::string(static_cast<std::size_t>(width - n), empty);
 }
 
 // '#' busy, '=' blocked on output, '.' idle waiting for input.
@@ -117,7 +120,8 @@ std::string share_bar(const TimeShares& s, int width) {
   if (s.busy + s.idle + s.blocked <= 0) return std::string(static_cast<std::size_t>(width), ' ');
   const int busy = std::clamp(static_cast<int>(std::lround(s.busy * width)), 0, width);
   const int blocked = std::clamp(static_cast<int>(std::lround(s.blocked * width)), 0, width - busy);
-  return std::string(static_cast<std::size_t>(busy), '#') + std::string(static_cast<std::size_t>(blocked), '=') +
+  return std::string(static_cast<std::size_t>(busy), '#') +
+         std::string(static_cast<std::size_t>(blocked), '=') +
          std::string(static_cast<std::size_t>(width - busy - blocked), '.');
 }
 
@@ -130,34 +134,42 @@ std::string pct(double f) {
 std::string duration(double s) {
   char b[32];
   const auto t = static_cast<long long>(s);
-  if (t >= 3600) std::snprintf(b, sizeof b, "%lldh%02lldm%02llds", t / 3600, t / 60 % 60, t % 60);
-  else if (t >= 60) std::snprintf(b, sizeof b, "%lldm%02llds", t / 60, t % 60);
-  else std::snprintf(b, sizeof b, "%.1fs", s);
+  if (t >= 3600)
+    std::snprintf(b, sizeof b, "%lldh%02lldm%02llds", t / 3600, t / 60 % 60, t % 60);
+  else if (t >= 60)
+    std::snprintf(b, sizeof b, "%lldm%02llds", t / 60, t % 60);
+  else
+    std::snprintf(b, sizeof b, "%.1fs", s);
   return b;
 }
 
 std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tty, bool keys) {
   std::vector<std::string> lines;
   char b[512];
-  const char* state = !v.live && !run_state_final(v.snap.run_state) ? "stale" : run_state_name(v.snap.run_state);
-  const std::string window = v.since_start ? "rates since start" : "rates over " + duration(v.window_s);
-  std::snprintf(b, sizeof b, "rivus top - pipeline %s (supervisor pid %d) - %s - up %s - %s - restarts %llu",
-                v.snap.name.c_str(), v.snap.pid, state, duration(v.snap.uptime_s).c_str(), window.c_str(),
-                static_cast<unsigned long long>(v.snap.total_restarts));
+  const char* state =
+      !v.live && !run_state_final(v.snap.run_state) ? "stale" : run_state_name(v.snap.run_state);
+  const std::string window =
+      v.since_start ? "rates since start" : "rates over " + duration(v.window_s);
+  std::snprintf(b, sizeof b,
+                "rivus top - pipeline %s (supervisor pid %d) - %s - up %s - %s - restarts %llu",
+                v.snap.name.c_str(), v.snap.pid, state, duration(v.snap.uptime_s).c_str(),
+                window.c_str(), static_cast<unsigned long long>(v.snap.total_restarts));
   lines.push_back(std::string(tty ? kBold : "") + b + (tty ? kReset : ""));
   if (v.total > 0) {
     const double f = static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total);
     const double rate = v.stages.empty() ? 0 : v.stages.back().records_per_s;
     std::string eta = "-";
-    if (rate > 0 && v.done < v.total && !run_state_final(v.snap.run_state)) eta = duration(static_cast<double>(v.total - v.done) / rate);
-    std::snprintf(b, sizeof b, "progress [%s] %5.1f%%  %llu / %llu records  ETA %s", bar(f, 30, '#', '.').c_str(),
-                  100 * f, static_cast<unsigned long long>(v.done), static_cast<unsigned long long>(v.total),
-                  eta.c_str());
+    if (rate > 0 && v.done < v.total && !run_state_final(v.snap.run_state))
+      eta = duration(static_cast<double>(v.total - v.done) / rate);
+    std::snprintf(b, sizeof b, "progress [%s] %5.1f%%  %llu / %llu records  ETA %s",
+                  bar(f, 30, '#', '.').c_str(), 100 * f, static_cast<unsigned long long>(v.done),
+                  static_cast<unsigned long long>(v.total), eta.c_str());
     lines.push_back(b);
   }
   lines.emplace_back();
-  std::snprintf(b, sizeof b, "%-18s %3s %-9s %9s %11s  %-17s %4s %4s %5s  %-20s %6s %4s %8s", "STAGE", "W", "STATE",
-                "REC/s", "TOTAL", "QUEUE", "BUSY", "IDLE", "BLOCK", "# busy = blocked . idle", "ERR%", "RST", "P99");
+  std::snprintf(b, sizeof b, "%-18s %3s %-9s %9s %11s  %-17s %4s %4s %5s  %-20s %6s %4s %8s",
+                "STAGE", "W", "STATE", "REC/s", "TOTAL", "QUEUE", "BUSY", "IDLE", "BLOCK",
+                "# busy = blocked . idle", "ERR%", "RST", "P99");
   lines.push_back(std::string(tty ? kDim : "") + b + (tty ? kReset : ""));
   for (const StageView& s : v.stages) {
     const bool source = s.snap.kind == static_cast<std::uint32_t>(shm::StageKind::kSource);
@@ -171,27 +183,32 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
     }
     char err[16];
     std::snprintf(err, sizeof err, "%.2f", 100 * s.error_rate);
-    std::snprintf(b, sizeof b, "%-18.18s %3zu %-9s %9s %11llu  %-17s %4s %4s %5s  %-20s %6s %4u %8s",
+    std::snprintf(b, sizeof b,
+                  "%-18.18s %3zu %-9s %9s %11llu  %-17s %4s %4s %5s  %-20s %6s %4u %8s",
                   s.snap.name.c_str(), s.snap.workers.size(), s.state.c_str(),
-                  human_count(s.records_per_s).c_str(), static_cast<unsigned long long>(total), queue.c_str(),
-                  pct(s.shares.busy).c_str(), pct(s.shares.idle).c_str(), pct(s.shares.blocked).c_str(),
-                  share_bar(s.shares, 20).c_str(), err, s.snap.restarts,
-                  s.latency.count ? human_seconds(s.latency.p99).c_str() : "-");
+                  human_count(s.records_per_s).c_str(), static_cast<unsigned long long>(total),
+                  queue.c_str(), pct(s.shares.busy).c_str(), pct(s.shares.idle).c_str(),
+                  pct(s.shares.blocked).c_str(), share_bar(s.shares, 20).c_str(), err,
+                  s.snap.restarts, s.latency.count ? human_seconds(s.latency.p99).c_str() : "-");
     if (s.bottleneck) {
-      lines.push_back(std::string(tty ? kAlert : "") + b + "  <== bottleneck" + (tty ? kReset : ""));
+      lines.push_back(std::string(tty ? kAlert : "") + b + "  <== bottleneck" +
+                      (tty ? kReset : ""));
     } else {
       lines.push_back(b);
     }
     if (!show_workers) continue;
     for (const WorkerView& w : s.workers) {
-      const std::string name = "  #" + std::to_string(w.snap.index) + " pid " + std::to_string(w.snap.pid);
+      const std::string name =
+          "  #" + std::to_string(w.snap.index) + " pid " + std::to_string(w.snap.pid);
       const std::uint64_t wt = source ? w.snap.counters.records_out : w.snap.counters.records_in;
       std::snprintf(err, sizeof err, "%.2f", 100 * w.error_rate);
-      std::snprintf(b, sizeof b, "%-18.18s %3s %-9s %9s %11llu  %-17s %4s %4s %5s  %-20s %6s %4u %8s",
+      std::snprintf(b, sizeof b,
+                    "%-18.18s %3s %-9s %9s %11llu  %-17s %4s %4s %5s  %-20s %6s %4u %8s",
                     name.c_str(), "", worker_state_name(w.snap.state),
                     human_count(source ? w.rate.records_out : w.rate.records_in).c_str(),
-                    static_cast<unsigned long long>(wt), "", pct(w.shares.busy).c_str(), pct(w.shares.idle).c_str(),
-                    pct(w.shares.blocked).c_str(), share_bar(w.shares, 20).c_str(), err, w.snap.restarts, "");
+                    static_cast<unsigned long long>(wt), "", pct(w.shares.busy).c_str(),
+                    pct(w.shares.idle).c_str(), pct(w.shares.blocked).c_str(),
+                    share_bar(w.shares, 20).c_str(), err, w.snap.restarts, "");
       lines.push_back(b);
     }
   }
@@ -208,7 +225,9 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
   } else {
     lines.push_back("no bottleneck: no stage is busy more than half of its time");
   }
-  if (keys) lines.push_back(std::string(tty ? kDim : "") + "q quit   w " + (show_workers ? "hide" : "show") + " workers" + (tty ? kReset : ""));
+  if (keys)
+    lines.push_back(std::string(tty ? kDim : "") + "q quit   w " +
+                    (show_workers ? "hide" : "show") + " workers" + (tty ? kReset : ""));
   return lines;
 }
 
@@ -263,7 +282,8 @@ int run_top(const TopOptions& options) {
     const auto deadline = Clock::now() + interval;
     for (;;) {
       if (g_stop) return kExitInterrupted;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) break;
       if (!term.keys()) {
         poll(nullptr, 0, static_cast<int>(std::min<long>(left.count(), 100)));

@@ -34,16 +34,23 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 TEST(PrometheusCheckerTest, RejectsWhatTheFormatForbids) {
-  EXPECT_TRUE(parse_prometheus("# TYPE a_total counter\na_total{pipeline=\"p\"} 1\n").errors.empty());
+  EXPECT_TRUE(
+      parse_prometheus("# TYPE a_total counter\na_total{pipeline=\"p\"} 1\n").errors.empty());
   EXPECT_FALSE(parse_prometheus("# TYPE a counter\na{pipeline=\"p\"} 1\n").errors.empty());
   EXPECT_FALSE(parse_prometheus("a{pipeline=\"p} 1\n").errors.empty());
   EXPECT_FALSE(parse_prometheus("a{pipeline=\"p\"} one\n").errors.empty());
-  EXPECT_FALSE(parse_prometheus("a{pipeline=\"p\"} 1\nb{pipeline=\"p\"} 1\na{pipeline=\"p\",x=\"1\"} 1\n").errors.empty());
+  EXPECT_FALSE(
+      parse_prometheus("a{pipeline=\"p\"} 1\nb{pipeline=\"p\"} 1\na{pipeline=\"p\",x=\"1\"} 1\n")
+          .errors.empty());
   EXPECT_FALSE(parse_prometheus("a{pipeline=\"p\"} 1\na{pipeline=\"p\"} 2\n").errors.empty());
-  EXPECT_FALSE(parse_prometheus("# TYPE h histogram\nh_bucket{pipeline=\"p\",le=\"1\"} 2\n"
-                                "h_bucket{pipeline=\"p\",le=\"+Inf\"} 1\nh_count{pipeline=\"p\"} 1\n").errors.empty());
-  EXPECT_TRUE(parse_prometheus("# TYPE h histogram\nh_bucket{pipeline=\"p\",le=\"1\"} 1\n"
-                               "h_bucket{pipeline=\"p\",le=\"+Inf\"} 2\nh_count{pipeline=\"p\"} 2\n").errors.empty());
+  EXPECT_FALSE(
+      parse_prometheus("# TYPE h histogram\nh_bucket{pipeline=\"p\",le=\"1\"} 2\n"
+                       "h_bucket{pipeline=\"p\",le=\"+Inf\"} 1\nh_count{pipeline=\"p\"} 1\n")
+          .errors.empty());
+  EXPECT_TRUE(
+      parse_prometheus("# TYPE h histogram\nh_bucket{pipeline=\"p\",le=\"1\"} 1\n"
+                       "h_bucket{pipeline=\"p\",le=\"+Inf\"} 2\nh_count{pipeline=\"p\"} 2\n")
+          .errors.empty());
 }
 
 // ---- a live pipeline read from another process ----------------------------------------------
@@ -75,14 +82,16 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
     ASSERT_TRUE(run.write_stdin(lines("c" + std::to_string(chunk) + "-", 2500)));
     sent += 2500;
     // Read while the records flow; every reading is compared with the one before.
-    const bool arrived = wait_for([&] {
-      json now = stat_json(name);
-      if (now.is_null()) return false;
-      ++readings;
-      expect_totals_not_less(prev, now);
-      prev = now;
-      return stage_total(now, 2, "records_in") == sent;
-    }, 120s, kPoll);
+    const bool arrived = wait_for(
+        [&] {
+          json now = stat_json(name);
+          if (now.is_null()) return false;
+          ++readings;
+          expect_totals_not_less(prev, now);
+          prev = now;
+          return stage_total(now, 2, "records_in") == sent;
+        },
+        120s, kPoll);
     ASSERT_TRUE(arrived) << "the sink never got " << sent << " records: " << prev.dump();
   }
   EXPECT_GE(readings, 4);
@@ -124,15 +133,18 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
     for (std::size_t s = 0; s < 3; ++s) {
       const std::map<std::string, std::string> l = {{"pipeline", name}, {"stage", names[s]}};
       EXPECT_TRUE(p.has("rivus_stage_workers", l)) << names[s];
-      EXPECT_EQ(p.sum("rivus_records_in_total", l), static_cast<double>(stage_total(final_stat, s, "records_in")));
-      EXPECT_EQ(p.sum("rivus_records_out_total", l), static_cast<double>(stage_total(final_stat, s, "records_out")));
+      EXPECT_EQ(p.sum("rivus_records_in_total", l),
+                static_cast<double>(stage_total(final_stat, s, "records_in")));
+      EXPECT_EQ(p.sum("rivus_records_out_total", l),
+                static_cast<double>(stage_total(final_stat, s, "records_out")));
       for (std::size_t w = 0; w < workers[s]; ++w) {
         auto lw = l;
         lw["worker"] = std::to_string(w);
         EXPECT_TRUE(p.has("rivus_busy_seconds_total", lw)) << names[s] << "#" << w;
       }
     }
-    EXPECT_EQ(p.sum("rivus_stage_latency_seconds_count", {{"stage", "out"}}), static_cast<double>(sent));
+    EXPECT_EQ(p.sum("rivus_stage_latency_seconds_count", {{"stage", "out"}}),
+              static_cast<double>(sent));
     EXPECT_EQ(p.sum("rivus_pipeline_up", {{"pipeline", name}}), 1);
   }
   // Text: every stage and worker; by pid: the same pipeline; ls: listed as running.
@@ -148,11 +160,13 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
     ASSERT_EQ(ls.exit_code, 0) << ls.err;
     const auto row = ls.out.find(name);
     ASSERT_NE(row, std::string::npos) << ls.out;
-    EXPECT_NE(ls.out.substr(row, ls.out.find('\n', row) - row).find("running"), std::string::npos) << ls.out;
+    EXPECT_NE(ls.out.substr(row, ls.out.find('\n', row) - row).find("running"), std::string::npos)
+        << ls.out;
     const auto ls_json = rivus({"ls", "--json"});
     ASSERT_EQ(ls_json.exit_code, 0);
     bool listed = false;
-    for (const json& s : json::parse(ls_json.out)) listed |= s["pipeline"] == name && s["live"] == true;
+    for (const json& s : json::parse(ls_json.out))
+      listed |= s["pipeline"] == name && s["live"] == true;
     EXPECT_TRUE(listed) << ls_json.out;
   }
   // --watch: one JSON document per line, rates over each interval after the first.
@@ -175,8 +189,10 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     for (const char* n : names) EXPECT_NE(r.out.find(n), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("#1 pid"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("rivus top"), r.out.rfind("rivus top")) << "expected two frames:\n" << r.out;
-    EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no escape codes when stdout is not a terminal";
+    EXPECT_NE(r.out.find("rivus top"), r.out.rfind("rivus top")) << "expected two frames:\n"
+                                                                 << r.out;
+    EXPECT_EQ(r.out.find("\x1b["), std::string::npos)
+        << "no escape codes when stdout is not a terminal";
   }
 
   run.close_stdin();
@@ -184,7 +200,8 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
   const json report = json::parse(read_file(dir.file("r.json")));
   ASSERT_EQ(report["stages"].size(), 3u);
   for (std::size_t s = 0; s < 3; ++s) {
-    for (const char* k : {"records_in", "records_out", "bytes_in", "bytes_out", "errors", "retries", "dead_letters"}) {
+    for (const char* k : {"records_in", "records_out", "bytes_in", "bytes_out", "errors", "retries",
+                          "dead_letters"}) {
       EXPECT_EQ(report["stages"][s][k].get<std::uint64_t>(), stage_total(final_stat, s, k))
           << "stage " << names[s] << " " << k;
     }
@@ -200,21 +217,25 @@ TEST(StatLiveTest, TotalsOnlyGrowAndEndEqualTheReport) {
 TEST(StatLiveTest, BusyPipelineShowsItsBottleneck) {
   TempDir dir;
   const std::string name = unique("busy");
-  const std::string spec = dir.write("p.yaml",
-      "name: " + name + "\n"
-      "ring: {capacity: 64KiB}\n"
-      "batch: {records: 64, linger: 2ms}\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: 100000000}}\n"
-      "  - {name: hash, use: fnv, with: {rounds: 20000}, workers: 2}\n"
-      "  - {name: out, use: discard}\n");
+  const std::string spec =
+      dir.write("p.yaml", "name: " + name +
+                              "\n"
+                              "ring: {capacity: 64KiB}\n"
+                              "batch: {records: 64, linger: 2ms}\n"
+                              "stages:\n"
+                              "  - {name: numbers, use: range, with: {count: 100000000}}\n"
+                              "  - {name: hash, use: fnv, with: {rounds: 20000}, workers: 2}\n"
+                              "  - {name: out, use: discard}\n");
   LiveProcess run({rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"},
                   dir.file("run.out"), dir.file("run.err"));
   json prev;
-  ASSERT_TRUE(wait_for([&] {
-    prev = stat_json(name);
-    return !prev.is_null() && stage_total(prev, 2, "records_in") > 0;
-  }, 60s, kPoll)) << read_file(dir.file("run.err"));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        prev = stat_json(name);
+        return !prev.is_null() && stage_total(prev, 2, "records_in") > 0;
+      },
+      60s, kPoll))
+      << read_file(dir.file("run.err"));
   for (int i = 0; i < 5; ++i) {
     const json now = stat_json(name);
     ASSERT_FALSE(now.is_null());
@@ -391,8 +412,11 @@ TEST(StatFiguresTest, SegmentRemovedWhileWatchingIsNoCrash) {
   TempDir dir;
   const std::string name = unique("torn");
   SyntheticSegment syn(name);
-  LiveProcess watch({rivus_bin(), "stat", name, "--watch", "0.1"}, dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(wait_for([&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s, kPoll))
+  LiveProcess watch({rivus_bin(), "stat", name, "--watch", "0.1"}, dir.file("out"),
+                    dir.file("err"));
+  ASSERT_TRUE(wait_for(
+      [&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s,
+      kPoll))
       << read_file(dir.file("err"));
   syn.seg().unlink();
   std::this_thread::sleep_for(300ms);  // a few more readings of the unlinked segment
@@ -406,8 +430,11 @@ TEST(StatFiguresTest, SegmentTruncatedWhileWatchingExitsWithCorrupt) {
   TempDir dir;
   const std::string name = unique("trunc");
   SyntheticSegment syn(name);
-  LiveProcess watch({rivus_bin(), "stat", name, "--watch", "0.1"}, dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(wait_for([&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s, kPoll))
+  LiveProcess watch({rivus_bin(), "stat", name, "--watch", "0.1"}, dir.file("out"),
+                    dir.file("err"));
+  ASSERT_TRUE(wait_for(
+      [&] { return read_file(dir.file("out")).find("pipeline " + name) != std::string::npos; }, 30s,
+      kPoll))
       << read_file(dir.file("err"));
   ASSERT_EQ(::truncate(syn.path().c_str(), 512), 0) << std::strerror(errno);  // just the header
   EXPECT_EQ(watch.wait(30s), 5) << read_file(dir.file("err"));
@@ -445,14 +472,16 @@ TEST(StatFiguresTest, StaleSegmentIsMarkedAndItsFinalFiguresReadable) {
   const auto row = ls.out.find(segment);
   ASSERT_NE(row, std::string::npos) << ls.out;
   EXPECT_NE(ls.out.substr(ls.out.rfind('\n', row) + 1, row - ls.out.rfind('\n', row)).find("stale"),
-            std::string::npos) << ls.out;
+            std::string::npos)
+      << ls.out;
   const json j = stat_json(name);
   ASSERT_FALSE(j.is_null());
   EXPECT_EQ(j["live"], false);
   EXPECT_EQ(j["state"], "stale");
   EXPECT_EQ(stage_total(j, 0, "records_out"), 42u);
   const auto prom = rivus({"stat", name, "--prometheus"});
-  EXPECT_NE(prom.out.find("rivus_pipeline_up{pipeline=\"" + name + "\"} 0"), std::string::npos) << prom.out;
+  EXPECT_NE(prom.out.find("rivus_pipeline_up{pipeline=\"" + name + "\"} 0"), std::string::npos)
+      << prom.out;
 }
 
 // ---- not found, ambiguous and corrupt segments -----------------------------------------------
@@ -479,7 +508,8 @@ TEST(StatErrorsTest, SeveralLivePipelinesOfOneNameAreAmbiguous) {
   ASSERT_TRUE(two.ok()) << two.status().to_string();
   const auto r = rivus({"stat", name});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("several live pipelines are named '" + name + "'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("several live pipelines are named '" + name + "'"), std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find(std::to_string(getpid())), std::string::npos) << r.err;
 }
 
@@ -509,7 +539,8 @@ std::string header_bytes(std::uint32_t version, std::uint64_t claimed_size, std:
   h.segment_size = claimed_size;
   h.creator_pid = getpid();
   h.section_count = shm::kSectionCount;
-  const std::uint32_t entry[] = {sizeof(shm::StageEntry), sizeof(shm::WorkerSlot), sizeof(shm::RingDescriptor), 1, 1};
+  const std::uint32_t entry[] = {sizeof(shm::StageEntry), sizeof(shm::WorkerSlot),
+                                 sizeof(shm::RingDescriptor), 1, 1};
   for (std::uint32_t k = 0; k < shm::kSectionCount; ++k) h.sections[k] = {512, 0, 0, entry[k]};
   h.sections[0] = {stage_offset, sizeof(shm::StageEntry), 1, sizeof(shm::StageEntry)};
   std::memcpy(bytes.data(), &h, std::min(sizeof h, bytes.size()));
@@ -544,21 +575,24 @@ TEST_P(CorruptSegmentTest, ReadersSayWhatIsWrongAndExitWith5) {
   EXPECT_EQ(ls.exit_code, 0) << ls.err;
   const auto row = ls.out.find(name);
   ASSERT_NE(row, std::string::npos) << ls.out;
-  EXPECT_NE(ls.out.substr(row, ls.out.find('\n', row) - row).find("corrupt"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.substr(row, ls.out.find('\n', row) - row).find("corrupt"), std::string::npos)
+      << ls.out;
   EXPECT_NE(ls.out.find(c.message), std::string::npos) << ls.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Kinds, CorruptSegmentTest,
     ::testing::Values(
-        CorruptCase{"magic", [] { return std::string(8192, 'Z'); }, "not a Rivus segment (bad magic"},
+        CorruptCase{"magic", [] { return std::string(8192, 'Z'); },
+                    "not a Rivus segment (bad magic"},
         CorruptCase{"version", [] { return header_bytes(shm::kLayoutVersion + 98, 8192, 8192); },
                     "this build reads version"},
         CorruptCase{"truncated", [] { return header_bytes(shm::kLayoutVersion, 1 << 20, 8192); },
                     "segment truncated or resized: header says 1048576 bytes, mapping has 8192"},
         CorruptCase{"tiny", [] { return std::string("RIVU"); }, "too small for a header"},
         CorruptCase{"empty", [] { return std::string(); }, "is empty"},
-        CorruptCase{"offsets", [] { return header_bytes(shm::kLayoutVersion, 8192, 8192, 1 << 30); },
+        CorruptCase{"offsets",
+                    [] { return header_bytes(shm::kLayoutVersion, 8192, 8192, 1 << 30); },
                     "stage table at offset 1073741824"}),
     [](const ::testing::TestParamInfo<CorruptCase>& i) { return std::string(i.param.kind); });
 
@@ -592,7 +626,8 @@ std::string http_get(int port, const std::string& path) {
   a.sin_port = htons(static_cast<std::uint16_t>(port));
   std::string response;
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string req =
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
       char buf[65536];
       for (;;) {
@@ -616,18 +651,22 @@ TEST(MetricsEndpointTest, AnswersAGetWhileThePipelineRuns) {
   const std::string name = unique("http");
   const int port = free_port();
   ASSERT_GT(port, 0);
-  const std::string spec = dir.write("p.yaml",
-      stdin_spec(name, "metrics: {listen: 127.0.0.1:" + std::to_string(port) + "}\n"));
+  const std::string spec = dir.write(
+      "p.yaml", stdin_spec(name, "metrics: {listen: 127.0.0.1:" + std::to_string(port) + "}\n"));
   LiveProcess run({rivus_bin(), "run", spec, "--quiet"}, dir.file("run.out"), dir.file("run.err"));
   ASSERT_TRUE(run.write_stdin(lines("x", 500)));
   std::string response;
-  ASSERT_TRUE(wait_for([&] {
-    response = http_get(port, "/metrics");
-    const PromText p = parse_prometheus(body_of(response));
-    return p.sum("rivus_records_in_total", {{"stage", "out"}}) == 500;
-  }, 60s, kPoll)) << response << "\nrun stderr: " << read_file(dir.file("run.err"));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        response = http_get(port, "/metrics");
+        const PromText p = parse_prometheus(body_of(response));
+        return p.sum("rivus_records_in_total", {{"stage", "out"}}) == 500;
+      },
+      60s, kPoll))
+      << response << "\nrun stderr: " << read_file(dir.file("run.err"));
   EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
-  EXPECT_NE(response.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << response;
+  EXPECT_NE(response.find("Content-Type: text/plain; version=0.0.4"), std::string::npos)
+      << response;
   const PromText p = parse_prometheus(body_of(response));
   EXPECT_TRUE(p.errors.empty()) << join(p.errors);
   for (const char* stage : {"src", "mid", "out"}) {
@@ -654,9 +693,11 @@ TEST(MetricsEndpointTest, PortInUseFailsTheRunWithAClearError) {
   ASSERT_EQ(listen(fd, 1), 0);
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
   const std::string listen_on = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-  const std::string spec = dir.write("p.yaml",
-      "name: " + name + "\nmetrics: {listen: " + listen_on + "}\n"
-      "stages:\n  - {name: n, use: range, with: {count: 10}}\n  - {name: out, use: discard}\n");
+  const std::string spec = dir.write(
+      "p.yaml",
+      "name: " + name + "\nmetrics: {listen: " + listen_on +
+          "}\n"
+          "stages:\n  - {name: n, use: range, with: {count: 10}}\n  - {name: out, use: discard}\n");
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s);
   close(fd);
   EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -667,9 +708,11 @@ TEST(MetricsEndpointTest, PortInUseFailsTheRunWithAClearError) {
 TEST(MetricsEndpointTest, MissingServerProgramFailsTheRunWithAClearError) {
   TempDir dir;
   const std::string name = unique("nohelper");
-  const std::string spec = dir.write("p.yaml",
-      "name: " + name + "\nmetrics: {listen: 127.0.0.1:" + std::to_string(free_port()) + "}\n"
-      "stages:\n  - {name: n, use: range, with: {count: 10}}\n  - {name: out, use: discard}\n");
+  const std::string spec = dir.write(
+      "p.yaml",
+      "name: " + name + "\nmetrics: {listen: 127.0.0.1:" + std::to_string(free_port()) +
+          "}\n"
+          "stages:\n  - {name: n, use: range, with: {count: 10}}\n  - {name: out, use: discard}\n");
   setenv("RIVUS_METRICS_SERVER", dir.file("no-such-program").c_str(), 1);
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s);
   unsetenv("RIVUS_METRICS_SERVER");

@@ -21,7 +21,9 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 constexpr auto kPoll = 50ms;  // between polls that start a `rivus stat` or read a file
 
-inline std::string unique(const std::string& tag) { return "mt-" + tag + "-" + std::to_string(getpid()); }
+inline std::string unique(const std::string& tag) {
+  return "mt-" + tag + "-" + std::to_string(getpid());
+}
 
 inline ProcessResult rivus(std::vector<std::string> args, std::chrono::seconds limit = 60s) {
   args.insert(args.begin(), rivus_bin());
@@ -32,7 +34,8 @@ inline ProcessResult rivus(std::vector<std::string> args, std::chrono::seconds l
 // stdout and stderr go to files. The destructor kills and reaps it if it still runs.
 class LiveProcess {
  public:
-  LiveProcess(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  LiveProcess(const std::vector<std::string>& argv, const std::string& out,
+              const std::string& err) {
     int in[2];
     if (pipe2(in, O_CLOEXEC) != 0) return;
     posix_spawn_file_actions_t fa;
@@ -102,7 +105,8 @@ inline json stat_json(const std::string& target, std::string* err = nullptr) {
   try {
     return json::parse(r.out);
   } catch (const json::exception& e) {
-    ADD_FAILURE() << "stat --json printed something that is not JSON: " << e.what() << "\n" << r.out;
+    ADD_FAILURE() << "stat --json printed something that is not JSON: " << e.what() << "\n"
+                  << r.out;
     return nullptr;
   }
 }
@@ -124,7 +128,8 @@ inline void expect_totals_not_less(const json& before, const json& after) {
     ASSERT_EQ(a["workers_detail"].size(), b["workers_detail"].size());
     for (std::size_t w = 0; w < a["workers_detail"].size(); ++w) {
       for (const auto& [key, value] : a["workers_detail"][w]["totals"].items()) {
-        EXPECT_GE(value.get<std::uint64_t>(), b["workers_detail"][w]["totals"][key].get<std::uint64_t>())
+        EXPECT_GE(value.get<std::uint64_t>(),
+                  b["workers_detail"][w]["totals"][key].get<std::uint64_t>())
             << "stage " << a["name"] << " worker " << w << " " << key << " went down";
       }
     }

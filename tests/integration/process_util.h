@@ -22,7 +22,7 @@ extern char** environ;
 namespace rivus::testing {
 
 struct ProcessResult {
-  int exit_code = -1;     // -1 if killed by a signal or timed out
+  int exit_code = -1;  // -1 if killed by a signal or timed out
   int signal = 0;
   bool timed_out = false;
   std::string out;
@@ -77,9 +77,18 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::sec
   while (ofd >= 0 || efd >= 0) {
     pollfd fds[3];
     int n = 0, io = -1, ie = -1, iw = -1;
-    if (ofd >= 0) { io = n; fds[n++] = {ofd, POLLIN, 0}; }
-    if (efd >= 0) { ie = n; fds[n++] = {efd, POLLIN, 0}; }
-    if (wfd >= 0) { iw = n; fds[n++] = {wfd, POLLOUT, 0}; }
+    if (ofd >= 0) {
+      io = n;
+      fds[n++] = {ofd, POLLIN, 0};
+    }
+    if (efd >= 0) {
+      ie = n;
+      fds[n++] = {efd, POLLIN, 0};
+    }
+    if (wfd >= 0) {
+      iw = n;
+      fds[n++] = {wfd, POLLOUT, 0};
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
@@ -87,7 +96,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::sec
       kill(pid, SIGKILL);
       break;
     }
-    if (poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::min<long>(left.count(), 200))) < 0) {
+    if (poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::min<long>(left.count(), 200))) <
+        0) {
       continue;
     }
     char buf[65536];

@@ -51,18 +51,30 @@ struct PromText {
 inline bool name_chars(const std::string& n, bool colon) {
   if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
   for (char c : n) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && !(colon && c == ':')) return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && !(colon && c == ':'))
+      return false;
   }
   return true;
 }
-inline bool valid_metric_name(const std::string& n) { return name_chars(n, true); }  // [a-zA-Z_:][a-zA-Z0-9_:]*
+inline bool valid_metric_name(const std::string& n) {
+  return name_chars(n, true);
+}  // [a-zA-Z_:][a-zA-Z0-9_:]*
 inline bool valid_label_name(const std::string& n) {  // [a-zA-Z_][a-zA-Z0-9_]*, not reserved
   return name_chars(n, false) && n.rfind("__", 0) != 0;
 }
 inline bool parse_value(const std::string& v, double* out) {
-  if (v == "+Inf" || v == "Inf") { *out = INFINITY; return true; }
-  if (v == "-Inf") { *out = -INFINITY; return true; }
-  if (v == "NaN") { *out = NAN; return true; }
+  if (v == "+Inf" || v == "Inf") {
+    *out = INFINITY;
+    return true;
+  }
+  if (v == "-Inf") {
+    *out = -INFINITY;
+    return true;
+  }
+  if (v == "NaN") {
+    *out = NAN;
+    return true;
+  }
   if (v.empty()) return false;
   char* end = nullptr;
   *out = std::strtod(v.c_str(), &end);
@@ -83,10 +95,12 @@ inline PromText parse_prometheus(const std::string& text) {
   auto family_of = [&](const std::string& name) {
     for (const char* suffix : {"_bucket", "_count", "_sum"}) {
       const std::string sfx = suffix;
-      if (name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
+      if (name.size() > sfx.size() &&
+          name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
         const std::string base = name.substr(0, name.size() - sfx.size());
         auto it = p.types.find(base);
-        if (it != p.types.end() && (it->second == "histogram" || it->second == "summary")) return base;
+        if (it != p.types.end() && (it->second == "histogram" || it->second == "summary"))
+          return base;
       }
     }
     return name;
@@ -109,12 +123,15 @@ inline PromText parse_prometheus(const std::string& text) {
         std::string type, extra;
         ls >> type;
         if (ls >> extra) error(n, "junk after TYPE");
-        static const std::set<std::string> kTypes = {"counter", "gauge", "histogram", "summary", "untyped"};
+        static const std::set<std::string> kTypes = {"counter", "gauge", "histogram", "summary",
+                                                     "untyped"};
         if (!kTypes.count(type)) error(n, "unknown type " + type);
         if (p.types.count(name)) error(n, "second TYPE for " + name);
-        if (finished_families.count(name) || current_family == name) error(n, "TYPE after samples of " + name);
+        if (finished_families.count(name) || current_family == name)
+          error(n, "TYPE after samples of " + name);
         p.types[name] = type;
-        if (type == "counter" && (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0)) {
+        if (type == "counter" &&
+            (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0)) {
           error(n, "counter " + name + " does not end in _total");
         }
       }
@@ -129,36 +146,57 @@ inline PromText parse_prometheus(const std::string& text) {
       ++i;
       while (i < line.size() && line[i] != '}') {
         std::size_t eq = line.find('=', i);
-        if (eq == std::string::npos) { error(n, "label without '='"); break; }
+        if (eq == std::string::npos) {
+          error(n, "label without '='");
+          break;
+        }
         const std::string lname = line.substr(i, eq - i);
         if (!valid_label_name(lname)) error(n, "bad label name '" + lname + "'");
         i = eq + 1;
-        if (i >= line.size() || line[i] != '"') { error(n, "label value not quoted"); break; }
+        if (i >= line.size() || line[i] != '"') {
+          error(n, "label value not quoted");
+          break;
+        }
         ++i;
         std::string value;
         bool closed = false;
         while (i < line.size()) {
           const char c = line[i++];
-          if (c == '"') { closed = true; break; }
+          if (c == '"') {
+            closed = true;
+            break;
+          }
           if (c == '\\') {
             if (i >= line.size()) break;
             const char e = line[i++];
-            if (e == 'n') value += '\n';
-            else if (e == '\\' || e == '"') value += e;
-            else error(n, std::string("bad escape \\") + e);
+            if (e == 'n')
+              value += '\n';
+            else if (e == '\\' || e == '"')
+              value += e;
+            else
+              error(n, std::string("bad escape \\") + e);
           } else {
             value += c;
           }
         }
-        if (!closed) { error(n, "unterminated label value"); break; }
+        if (!closed) {
+          error(n, "unterminated label value");
+          break;
+        }
         if (s.labels.count(lname)) error(n, "label " + lname + " twice");
         s.labels[lname] = value;
         if (i < line.size() && line[i] == ',') ++i;
       }
-      if (i >= line.size() || line[i] != '}') { error(n, "labels not closed"); continue; }
+      if (i >= line.size() || line[i] != '}') {
+        error(n, "labels not closed");
+        continue;
+      }
       ++i;
     }
-    if (i >= line.size() || line[i] != ' ') { error(n, "no value"); continue; }
+    if (i >= line.size() || line[i] != ' ') {
+      error(n, "no value");
+      continue;
+    }
     std::istringstream rest(line.substr(i + 1));
     std::string value, timestamp, extra;
     rest >> value >> timestamp >> extra;
@@ -169,14 +207,16 @@ inline PromText parse_prometheus(const std::string& text) {
     if (!extra.empty()) error(n, "junk after the value");
     const std::string family = family_of(s.name);
     if (family != current_family) {
-      if (finished_families.count(family)) error(n, "samples of " + family + " are split in two blocks");
+      if (finished_families.count(family))
+        error(n, "samples of " + family + " are split in two blocks");
       if (!current_family.empty()) finished_families.insert(current_family);
       current_family = family;
     }
     std::string key = s.name + "{";
     for (const auto& [k, v] : s.labels) key += k + "=" + v + ",";
     if (!series.insert(key).second) error(n, "duplicate series " + key);
-    if (s.name.rfind("rivus_", 0) == 0 && !s.labels.count("pipeline")) error(n, s.name + " has no pipeline label");
+    if (s.name.rfind("rivus_", 0) == 0 && !s.labels.count("pipeline"))
+      error(n, s.name + " has no pipeline label");
     p.samples.push_back(std::move(s));
   }
   // Histograms: per series (labels but le), buckets ascending, cumulative, +Inf == _count.
@@ -202,10 +242,13 @@ inline PromText parse_prometheus(const std::string& text) {
     }
     for (const auto& [key, b] : buckets) {
       for (std::size_t i = 1; i < b.size(); ++i) {
-        if (!(b[i].first > b[i - 1].first)) p.errors.push_back(family + "{" + key + "}: le not increasing");
-        if (b[i].second < b[i - 1].second) p.errors.push_back(family + "{" + key + "}: buckets not cumulative");
+        if (!(b[i].first > b[i - 1].first))
+          p.errors.push_back(family + "{" + key + "}: le not increasing");
+        if (b[i].second < b[i - 1].second)
+          p.errors.push_back(family + "{" + key + "}: buckets not cumulative");
       }
-      if (b.empty() || !std::isinf(b.back().first)) p.errors.push_back(family + "{" + key + "}: no +Inf bucket");
+      if (b.empty() || !std::isinf(b.back().first))
+        p.errors.push_back(family + "{" + key + "}: no +Inf bucket");
       else if (!counts.count(key) || counts[key] != b.back().second) {
         p.errors.push_back(family + "{" + key + "}: +Inf bucket differs from _count");
       }

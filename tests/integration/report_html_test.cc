@@ -43,35 +43,43 @@ std::size_t count_pixels(const std::vector<std::uint8_t>& rgb, Rgb c, int tolera
 
 TEST(ReportHtmlTest, ChartRendersInHeadlessChromiumWithRestartsMarked) {
   const std::string chromium = find_chromium();
-  ASSERT_FALSE(chromium.empty()) << "headless Chromium is needed (Debian package chromium; scripts/setup installs it)";
+  ASSERT_FALSE(chromium.empty())
+      << "headless Chromium is needed (Debian package chromium; scripts/setup installs it)";
   TempDir dir;
   const std::string name = unique("html");
   // A record that kills its worker: crashes, restarts, and in the end a dead letter.
-  const std::string spec = dir.write("p.yaml",
-      "name: " + name + "\n"
-      "batch: {records: 50, linger: 1ms}\n"
-      "retry: {max_retries: 2}\n"
-      "dead_letter: {path: " + dir.file("dead.jsonl") + "}\n"
-      "stages:\n"
-      "  - {name: src, use: lines, with: {path: '-'}}\n"
-      "  - {name: chaos, use: chaos, with: {segv: [poison]}, workers: 2}\n"
-      "  - {name: out, use: discard}\n");
+  const std::string spec =
+      dir.write("p.yaml", "name: " + name +
+                              "\n"
+                              "batch: {records: 50, linger: 1ms}\n"
+                              "retry: {max_retries: 2}\n"
+                              "dead_letter: {path: " +
+                              dir.file("dead.jsonl") +
+                              "}\n"
+                              "stages:\n"
+                              "  - {name: src, use: lines, with: {path: '-'}}\n"
+                              "  - {name: chaos, use: chaos, with: {segv: [poison]}, workers: 2}\n"
+                              "  - {name: out, use: discard}\n");
   LiveProcess run({rivus_test_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"},
                   dir.file("run.out"), dir.file("run.err"));
   ASSERT_TRUE(run.write_stdin(lines("a", 3000) + "poison\n" + lines("b", 3000)));
   // Feed more as time passes so the series (one sample a second) has several points.
   int fed = 0;
-  ASSERT_TRUE(wait_for([&] {
-    const json s = stat_json(name);
-    if (s.is_null()) return false;
-    if (fed < 40) {
-      std::string prefix = "c";  // built step by step: GCC 12 warns (-Wrestrict) on a + chain here
-      prefix += std::to_string(fed++);
-      prefix += '-';
-      run.write_stdin(lines(prefix, 200));
-    }
-    return s["uptime_s"].get<double>() > 3.5;
-  }, 120s, kPoll)) << read_file(dir.file("run.err"));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        const json s = stat_json(name);
+        if (s.is_null()) return false;
+        if (fed < 40) {
+          std::string prefix =
+              "c";  // built step by step: GCC 12 warns (-Wrestrict) on a + chain here
+          prefix += std::to_string(fed++);
+          prefix += '-';
+          run.write_stdin(lines(prefix, 200));
+        }
+        return s["uptime_s"].get<double>() > 3.5;
+      },
+      120s, kPoll))
+      << read_file(dir.file("run.err"));
   run.close_stdin();
   ASSERT_EQ(run.wait(120s), 0) << read_file(dir.file("run.err"));
   const json report = json::parse(read_file(dir.file("r.json")));
@@ -83,14 +91,20 @@ TEST(ReportHtmlTest, ChartRendersInHeadlessChromiumWithRestartsMarked) {
   const auto render = rivus({"report", dir.file("r.json"), "--html", dir.file("report.html")});
   ASSERT_EQ(render.exit_code, 0) << render.err;
   const std::string page = read_file(dir.file("report.html"));
-  EXPECT_EQ(page.find("http://"), page.find("http://www.w3.org/2000/svg")) << "the page must fetch nothing";
+  EXPECT_EQ(page.find("http://"), page.find("http://www.w3.org/2000/svg"))
+      << "the page must fetch nothing";
   EXPECT_EQ(page.find("https://"), std::string::npos);
   EXPECT_EQ(page.find("<script src"), std::string::npos);
 
-  const std::vector<std::string> browser = {
-      chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--no-first-run", "--hide-scrollbars", "--user-data-dir=" + dir.file("profile"),
-      "--window-size=1200,900"};
+  const std::vector<std::string> browser = {chromium,
+                                            "--headless",
+                                            "--no-sandbox",
+                                            "--disable-gpu",
+                                            "--disable-background-networking",
+                                            "--no-first-run",
+                                            "--hide-scrollbars",
+                                            "--user-data-dir=" + dir.file("profile"),
+                                            "--window-size=1200,900"};
   // The DOM as the browser built it: one line per stage, the crashes marked.
   auto dom_args = browser;
   dom_args.push_back("--dump-dom");
@@ -110,7 +124,8 @@ TEST(ReportHtmlTest, ChartRendersInHeadlessChromiumWithRestartsMarked) {
     const std::string tag = dom.out.substr(at, dom.out.find('>', at) - at);
     const std::string colour = attr(tag, "stroke"), d = attr(tag, "d");
     EXPECT_EQ(colour.size(), 7u) << tag;
-    EXPECT_TRUE(d.rfind("M", 0) == 0 && d.find(" L") != std::string::npos) << "a line of at least two points: " << tag;
+    EXPECT_TRUE(d.rfind("M", 0) == 0 && d.find(" L") != std::string::npos)
+        << "a line of at least two points: " << tag;
     colours[attr(tag, "data-stage")] = colour;
   }
   EXPECT_EQ(colours.size(), 3u) << dom.out.substr(0, 4000);
@@ -148,11 +163,13 @@ TEST(ReportHtmlTest, BadReportFilesAreClearErrors) {
   TempDir dir;
   const auto missing = rivus({"report", dir.file("nope.json"), "--html", dir.file("o.html")});
   EXPECT_EQ(missing.exit_code, 4) << missing.err;
-  const auto bad = rivus({"report", dir.write("bad.json", "{not json"), "--html", dir.file("o.html")});
+  const auto bad =
+      rivus({"report", dir.write("bad.json", "{not json"), "--html", dir.file("o.html")});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("is not a JSON report"), std::string::npos) << bad.err;
   // A report with nothing but a name still renders, saying what is missing.
-  const auto thin = rivus({"report", dir.write("thin.json", "{\"pipeline\": \"p<&>\"}"), "--html", dir.file("t.html")});
+  const auto thin = rivus(
+      {"report", dir.write("thin.json", "{\"pipeline\": \"p<&>\"}"), "--html", dir.file("t.html")});
   ASSERT_EQ(thin.exit_code, 0) << thin.err;
   const std::string page = read_file(dir.file("t.html"));
   EXPECT_NE(page.find("p&lt;&amp;&gt;"), std::string::npos);

@@ -30,14 +30,19 @@ std::vector<std::string> expected_fnv(std::uint64_t count, std::uint64_t rounds)
 
 std::string fnv_spec(const std::string& name, const std::string& out, int workers, bool ordered,
                      std::uint64_t count) {
-  return "name: " + name + "\n"
+  return "name: " + name +
+         "\n"
          "ring: {capacity: 64KiB}\n"
          "batch: {records: 256, linger: 2ms}\n"
          "stages:\n"
-         "  - {name: numbers, use: range, with: {start: 0, count: " + std::to_string(count) + "}}\n"
-         "  - {name: hash, use: fnv, with: {rounds: 50}, workers: " + std::to_string(workers) + "}\n"
-         "  - {name: out, use: file, with: {path: " + out + "}, ordered: " +
-         (ordered ? "true" : "false") + "}\n";
+         "  - {name: numbers, use: range, with: {start: 0, count: " +
+         std::to_string(count) +
+         "}}\n"
+         "  - {name: hash, use: fnv, with: {rounds: 50}, workers: " +
+         std::to_string(workers) +
+         "}\n"
+         "  - {name: out, use: file, with: {path: " +
+         out + "}, ordered: " + (ordered ? "true" : "false") + "}\n";
 }
 
 class FnvPipelineTest : public ::testing::TestWithParam<std::tuple<int, bool>> {};
@@ -47,8 +52,10 @@ TEST_P(FnvPipelineTest, ProducesEveryRecordExactlyOnce) {
   TempDir dir;
   const std::uint64_t n = 30000;
   const std::string name = "fnv" + std::to_string(workers) + (ordered ? "o" : "u");
-  const std::string spec = dir.write("p.yaml", fnv_spec(name, dir.file("out.txt"), workers, ordered, n));
-  const auto r = run_process({rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s);
+  const std::string spec =
+      dir.write("p.yaml", fnv_spec(name, dir.file("out.txt"), workers, ordered, n));
+  const auto r =
+      run_process({rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 120s);
   ASSERT_FALSE(r.timed_out) << r.err;
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto got = read_lines(dir.file("out.txt"));
@@ -75,18 +82,29 @@ INSTANTIATE_TEST_SUITE_P(WorkersAndOrder, FnvPipelineTest,
 TEST(LinesPipelineTest, AnyBytesRoundTripExactly) {
   TempDir dir;
   std::string input;
-  std::vector<std::string> lines = {"", "plain", "", "", std::string(200000, 'L'), "tab\there",
-                                    "bytes \xff\xfe\x80\x01\x7f end", "\xc3\xa9t\xc3\xa9", ""};
-  for (int i = 0; i < 5000; ++i) lines.push_back("line " + std::to_string(i) + std::string(i % 37, '#'));
+  std::vector<std::string> lines = {"",
+                                    "plain",
+                                    "",
+                                    "",
+                                    std::string(200000, 'L'),
+                                    "tab\there",
+                                    "bytes \xff\xfe\x80\x01\x7f end",
+                                    "\xc3\xa9t\xc3\xa9",
+                                    ""};
+  for (int i = 0; i < 5000; ++i)
+    lines.push_back("line " + std::to_string(i) + std::string(i % 37, '#'));
   for (const auto& l : lines) input += l + "\n";
   const std::string in = dir.write("in.txt", input);
   const std::string spec = dir.write("p.yaml",
-      "name: lines-rt\n"
-      "ring: {capacity: 1MiB}\n"
-      "stages:\n"
-      "  - {name: src, use: lines, with: {path: " + in + "}}\n"
-      "  - {name: mid, use: passthrough, workers: 2}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}, ordered: true}\n");
+                                     "name: lines-rt\n"
+                                     "ring: {capacity: 1MiB}\n"
+                                     "stages:\n"
+                                     "  - {name: src, use: lines, with: {path: " +
+                                         in +
+                                         "}}\n"
+                                         "  - {name: mid, use: passthrough, workers: 2}\n"
+                                         "  - {name: out, use: file, with: {path: " +
+                                         dir.file("out.txt") + "}, ordered: true}\n");
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 120s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_file(dir.file("out.txt")), input);
@@ -97,10 +115,10 @@ TEST(LinesPipelineTest, ReadsStandardInput) {
   std::string input;
   for (int i = 0; i < 20000; ++i) input += std::to_string(i) + "\n";
   const std::string spec = dir.write("p.yaml",
-      "name: stdin-rt\n"
-      "stages:\n"
-      "  - {name: src, use: lines, with: {path: '-'}}\n"
-      "  - {name: out, use: stdout}\n");
+                                     "name: stdin-rt\n"
+                                     "stages:\n"
+                                     "  - {name: src, use: lines, with: {path: '-'}}\n"
+                                     "  - {name: out, use: stdout}\n");
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 120s, input);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, input);
@@ -111,13 +129,17 @@ TEST(KeyByTest, EachKeyGoesToExactlyOneWorker) {
   std::string input;
   for (int i = 0; i < 20000; ++i) input += "key" + std::to_string(i % 97) + "\n";
   const std::string in = dir.write("in.txt", input);
-  const std::string spec = dir.write("p.yaml",
-      "name: keyed\n"
-      "batch: {records: 64}\n"
-      "stages:\n"
-      "  - {name: src, use: lines, with: {path: " + in + "}}\n"
-      "  - {name: tagger, use: tag, workers: 3, key_by: record}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}}\n");
+  const std::string spec =
+      dir.write("p.yaml",
+                "name: keyed\n"
+                "batch: {records: 64}\n"
+                "stages:\n"
+                "  - {name: src, use: lines, with: {path: " +
+                    in +
+                    "}}\n"
+                    "  - {name: tagger, use: tag, workers: 3, key_by: record}\n"
+                    "  - {name: out, use: file, with: {path: " +
+                    dir.file("out.txt") + "}}\n");
   const auto r = run_process({rivus_test_bin(), "run", spec, "--quiet"}, 120s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, std::set<std::string>> workers_of;
@@ -139,12 +161,14 @@ TEST(KeyByTest, EachKeyGoesToExactlyOneWorker) {
 // slow records (exec jobs) all went to one worker of the pool.
 TEST(RoutingTest, UnkeyedRecordsSpreadByTheDownstreamBatchSize) {
   TempDir dir;
-  const std::string spec = dir.write("p.yaml",
-      "name: spread\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: 1000}}\n"
-      "  - {name: tagger, use: tag, workers: 2, batch: {records: 10}}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}}\n");
+  const std::string spec =
+      dir.write("p.yaml",
+                "name: spread\n"
+                "stages:\n"
+                "  - {name: numbers, use: range, with: {count: 1000}}\n"
+                "  - {name: tagger, use: tag, workers: 2, batch: {records: 10}}\n"
+                "  - {name: out, use: file, with: {path: " +
+                    dir.file("out.txt") + "}}\n");
   const auto r = run_process({rivus_test_bin(), "run", spec, "--quiet"}, 120s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::map<std::string, int> per_worker;
@@ -161,22 +185,27 @@ TEST(RoutingTest, ExecJobsSpreadOverThePoolByDefault) {
   TempDir dir;
   auto run = [&](const std::string& name, const std::string& pipeline_extra,
                  const std::string& stage_extra) {
-    const std::string spec = dir.write(name + ".yaml",
-        "name: " + name + "\n" + pipeline_extra +
-        "stages:\n"
-        "  - {name: numbers, use: range, with: {count: 40}}\n"
-        "  - {name: jobs, use: exec, with: {cmd: [echo, \"{}\"]}, workers: 2" + stage_extra + "}\n"
-        "  - {name: out, use: file, with: {path: " + dir.file(name + ".txt") + "}}\n");
-    const auto r = run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file(name + ".json")}, 120s);
+    const std::string spec = dir.write(
+        name + ".yaml", "name: " + name + "\n" + pipeline_extra +
+                            "stages:\n"
+                            "  - {name: numbers, use: range, with: {count: 40}}\n"
+                            "  - {name: jobs, use: exec, with: {cmd: [echo, \"{}\"]}, workers: 2" +
+                            stage_extra +
+                            "}\n"
+                            "  - {name: out, use: file, with: {path: " +
+                            dir.file(name + ".txt") + "}}\n");
+    const auto r = run_process(
+        {rivus_bin(), "run", spec, "--quiet", "--report", dir.file(name + ".json")}, 120s);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(read_lines(dir.file(name + ".txt")).size(), 40u);
     const auto report = nlohmann::json::parse(read_file(dir.file(name + ".json")));
     std::vector<int> per_slot;
-    for (const auto& w : report["stages"][1]["workers_detail"]) per_slot.push_back(w["records_in"].get<int>());
+    for (const auto& w : report["stages"][1]["workers_detail"])
+      per_slot.push_back(w["records_in"].get<int>());
     return per_slot;
   };
-  for (const auto& [name, pipeline_extra] :
-       {std::pair<std::string, std::string>{"execdefault", ""}, {"execpipebatch", "batch: {records: 1024}\n"}}) {
+  for (const auto& [name, pipeline_extra] : {std::pair<std::string, std::string>{"execdefault", ""},
+                                             {"execpipebatch", "batch: {records: 1024}\n"}}) {
     const auto per_slot = run(name, pipeline_extra, "");
     ASSERT_EQ(per_slot.size(), 2u);
     EXPECT_GE(per_slot[0], 10) << name;
@@ -195,13 +224,19 @@ TEST(RoutingTest, ExecJobsSpreadOverThePoolByDefault) {
 TEST(OrderedTest, OutputsOfOneRecordStayInEmissionOrder) {
   TempDir dir;
   const int n = 2000, parts = 3;
-  const std::string spec = dir.write("p.yaml",
-      "name: splitorder\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: " + std::to_string(n) + "}}\n"
-      "  - {name: split, use: split, with: {parts: " + std::to_string(parts) + "}}\n"
-      "  - {name: relay, use: passthrough, workers: 3, batch: {records: 1}}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}, ordered: true}\n");
+  const std::string spec =
+      dir.write("p.yaml",
+                "name: splitorder\n"
+                "stages:\n"
+                "  - {name: numbers, use: range, with: {count: " +
+                    std::to_string(n) +
+                    "}}\n"
+                    "  - {name: split, use: split, with: {parts: " +
+                    std::to_string(parts) +
+                    "}}\n"
+                    "  - {name: relay, use: passthrough, workers: 3, batch: {records: 1}}\n"
+                    "  - {name: out, use: file, with: {path: " +
+                    dir.file("out.txt") + "}, ordered: true}\n");
   const auto r = run_process({rivus_test_bin(), "run", spec, "--quiet"}, 120s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> want;
@@ -224,14 +259,17 @@ TEST(OrderedTest, OutputFollowsSourceOrderThroughTwoPools) {
   TempDir dir;
   const std::uint64_t n = 50000;
   const std::string spec = dir.write("p.yaml",
-      "name: ordered2\n"
-      "ring: {capacity: 64KiB}\n"
-      "batch: {records: 100}\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: " + std::to_string(n) + "}}\n"
-      "  - {name: a, use: passthrough, workers: 3}\n"
-      "  - {name: b, use: fnv, with: {rounds: 10}, workers: 2}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}, ordered: true}\n");
+                                     "name: ordered2\n"
+                                     "ring: {capacity: 64KiB}\n"
+                                     "batch: {records: 100}\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: " +
+                                         std::to_string(n) +
+                                         "}}\n"
+                                         "  - {name: a, use: passthrough, workers: 3}\n"
+                                         "  - {name: b, use: fnv, with: {rounds: 10}, workers: 2}\n"
+                                         "  - {name: out, use: file, with: {path: " +
+                                         dir.file("out.txt") + "}, ordered: true}\n");
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 120s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_lines(dir.file("out.txt")), expected_fnv(n, 10));
@@ -240,11 +278,12 @@ TEST(OrderedTest, OutputFollowsSourceOrderThroughTwoPools) {
 TEST(SignalTest, SigintDrainsReportsAndLeavesNoSegment) {
   TempDir dir;
   const std::string spec = dir.write("p.yaml",
-      "name: sigint\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
-      "  - {name: hash, use: fnv, with: {rounds: 200}, workers: 2}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}}\n");
+                                     "name: sigint\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
+                                     "  - {name: hash, use: fnv, with: {rounds: 200}, workers: 2}\n"
+                                     "  - {name: out, use: file, with: {path: " +
+                                         dir.file("out.txt") + "}}\n");
   std::thread killer;
   const auto r = run_process({rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"},
                              120s, {}, [&](pid_t pid) {
@@ -268,28 +307,30 @@ TEST(SignalTest, SigintDrainsReportsAndLeavesNoSegment) {
 TEST(SignalTest, SecondSigintStopsAtOnce) {
   TempDir dir;
   const std::string spec = dir.write("p.yaml",
-      "name: sigint2\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
-      "  - {name: hog, use: chaos, with: {hang: ['5']}}\n"
-      "  - {name: out, use: discard}\n");
+                                     "name: sigint2\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
+                                     "  - {name: hog, use: chaos, with: {hang: ['5']}}\n"
+                                     "  - {name: out, use: discard}\n");
   std::thread killer;
-  const auto r = run_process({rivus_test_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"},
-                             60s, {}, [&](pid_t pid) {
-                               killer = std::thread([pid] {
-                                 std::this_thread::sleep_for(1000ms);
-                                 kill(pid, SIGINT);  // cannot drain: a worker hangs
-                                 std::this_thread::sleep_for(500ms);
-                                 kill(pid, SIGINT);
-                               });
-                             });
+  const auto r =
+      run_process({rivus_test_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 60s,
+                  {}, [&](pid_t pid) {
+                    killer = std::thread([pid] {
+                      std::this_thread::sleep_for(1000ms);
+                      kill(pid, SIGINT);  // cannot drain: a worker hangs
+                      std::this_thread::sleep_for(500ms);
+                      kill(pid, SIGINT);
+                    });
+                  });
   killer.join();
   ASSERT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 130) << r.err;
   EXPECT_EQ(nlohmann::json::parse(read_file(dir.file("r.json")))["status"], "aborted");
   EXPECT_TRUE(leftover_segments("sigint2").empty());
   EXPECT_EQ(r.err.find("spare worker"), std::string::npos)
-      << "stopping must retire the spare quietly:\n" << r.err;
+      << "stopping must retire the spare quietly:\n"
+      << r.err;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Windows end to end: keyed windows over several workers, and a window worker killed
 // mid-window giving the same results as an undisturbed run.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,18 +46,24 @@ std::vector<std::string> expected_sums(int n, int keys, int size) {
 
 std::string window_spec(const std::string& name, const std::string& in, const std::string& out,
                         int workers) {
-  return "name: " + name + "\n"
+  return "name: " + name +
+         "\n"
          "ring: {capacity: 64KiB}\n"
          "batch: {records: 50, linger: 1ms}\n"
          "restart: {max_restarts: 100000, window: 1s}\n"
          "stages:\n"
-         "  - {name: src, use: lines, with: {path: " + in + "}}\n"
+         "  - {name: src, use: lines, with: {path: " +
+         in +
+         "}}\n"
          "  - name: win\n"
          "    use: window\n"
-         "    workers: " + std::to_string(workers) + "\n"
+         "    workers: " +
+         std::to_string(workers) +
+         "\n"
          "    key_by: {field: 0}\n"
          "    with: {window: tumbling, size: 7, aggregate: sum, field: 1, state_size: 256KiB}\n"
-         "  - {name: out, use: file, with: {path: " + out + "}}\n";
+         "  - {name: out, use: file, with: {path: " +
+         out + "}}\n";
 }
 
 // Writes `input` into the FIFO in `chunks` pieces cut at line ends; after each piece but the
@@ -77,7 +83,8 @@ std::string feed_and_kill(const std::string& fifo, const std::string& input, int
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   std::size_t from = 0;
   for (int i = 0; i < chunks; ++i) {
-    std::size_t to = i + 1 == chunks ? input.size() : input.find('\n', input.size() * (i + 1) / chunks) + 1;
+    std::size_t to =
+        i + 1 == chunks ? input.size() : input.find('\n', input.size() * (i + 1) / chunks) + 1;
     for (std::size_t at = from; at < to;) {
       const ssize_t w = write(fd, input.data() + at, to - at);
       if (w < 0) {
@@ -126,16 +133,18 @@ TEST(WindowPipelineTest, KilledWindowWorkersGiveIdenticalResults) {
   const std::string fifo = dir.file("in.fifo");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
   const std::string input = keyed_input(n, keys);
-  const std::string spec = dir.write("p.yaml", window_spec("winkill", fifo, dir.file("out.txt"), 2));
+  const std::string spec =
+      dir.write("p.yaml", window_spec("winkill", fifo, dir.file("out.txt"), 2));
   signal(SIGPIPE, SIG_IGN);  // a failed run closes the FIFO; the write then reports EPIPE
   std::atomic<int> kills{0};
   std::string feeder_error;
   std::thread feeder;
-  const auto r = run_process(
-      {rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"}, 300s, {},
-      [&](pid_t sup) {
-        feeder = std::thread([&, sup] { feeder_error = feed_and_kill(fifo, input, chunks, sup, kills); });
-      });
+  const auto r = run_process({rivus_bin(), "run", spec, "--report", dir.file("r.json"), "--quiet"},
+                             300s, {}, [&](pid_t sup) {
+                               feeder = std::thread([&, sup] {
+                                 feeder_error = feed_and_kill(fifo, input, chunks, sup, kills);
+                               });
+                             });
   feeder.join();
   ASSERT_EQ(feeder_error, "");
   ASSERT_EQ(r.exit_code, 0) << r.err.substr(0, 3000);
@@ -149,12 +158,14 @@ TEST(WindowPipelineTest, KilledWindowWorkersGiveIdenticalResults) {
 
 TEST(BatchPipelineTest, GroupsRecordsAndFlushesTheTailAtEnd) {
   TempDir dir;
-  const std::string spec = dir.write("p.yaml",
-      "name: batching\n"
-      "stages:\n"
-      "  - {name: numbers, use: range, with: {count: 10}}\n"
-      "  - {name: group, use: batch, with: {records: 3, linger: 1h, join: ' '}}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}, ordered: true}\n");
+  const std::string spec =
+      dir.write("p.yaml",
+                "name: batching\n"
+                "stages:\n"
+                "  - {name: numbers, use: range, with: {count: 10}}\n"
+                "  - {name: group, use: batch, with: {records: 3, linger: 1h, join: ' '}}\n"
+                "  - {name: out, use: file, with: {path: " +
+                    dir.file("out.txt") + "}, ordered: true}\n");
   const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_lines(dir.file("out.txt")),
@@ -163,12 +174,14 @@ TEST(BatchPipelineTest, GroupsRecordsAndFlushesTheTailAtEnd) {
 
 TEST(BatchPipelineTest, LingerTimerFlushesAPartialBatchWhileTheSourceWaits) {
   TempDir dir;
-  const std::string spec = dir.write("p.yaml",
-      "name: lingering\n"
-      "stages:\n"
-      "  - {name: src, use: lines, with: {path: '-'}}\n"
-      "  - {name: group, use: batch, with: {records: 1000, linger: 50ms}}\n"
-      "  - {name: out, use: file, with: {path: " + dir.file("out.txt") + "}}\n");
+  const std::string spec =
+      dir.write("p.yaml",
+                "name: lingering\n"
+                "stages:\n"
+                "  - {name: src, use: lines, with: {path: '-'}}\n"
+                "  - {name: group, use: batch, with: {records: 1000, linger: 50ms}}\n"
+                "  - {name: out, use: file, with: {path: " +
+                    dir.file("out.txt") + "}}\n");
   // stdin stays open (the test holds the pipe) until the partial batch shows up in the file.
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

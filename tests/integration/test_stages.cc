@@ -103,29 +103,33 @@ class ChaosStage final : public Stage {
   std::vector<std::string> segv_, abort_, throw_, hang_, alloc_;
 };
 
-RIVUS_REGISTER_STAGE(tag, StageInfo{
-    .name = "tag",
-    .role = StageRole::kTransform,
-    .summary = "test stage: appends |w<worker index> to every record",
-    .make_stage = [] { return std::make_unique<TagStage>(); }});
+RIVUS_REGISTER_STAGE(tag,
+                     StageInfo{.name = "tag",
+                               .role = StageRole::kTransform,
+                               .summary = "test stage: appends |w<worker index> to every record",
+                               .make_stage = [] { return std::make_unique<TagStage>(); }});
 
-RIVUS_REGISTER_STAGE(split, StageInfo{
-    .name = "split",
-    .role = StageRole::kTransform,
-    .summary = "test stage: emits <record>.0 .. <record>.<parts-1> for every record",
-    .params = {{"parts", ParamType::kInt, "2", "outputs per record"}},
-    .make_stage = [] { return std::make_unique<SplitStage>(); }});
+RIVUS_REGISTER_STAGE(
+    split,
+    StageInfo{.name = "split",
+              .role = StageRole::kTransform,
+              .summary = "test stage: emits <record>.0 .. <record>.<parts-1> for every record",
+              .params = {{"parts", ParamType::kInt, "2", "outputs per record"}},
+              .make_stage = [] { return std::make_unique<SplitStage>(); }});
 
-RIVUS_REGISTER_STAGE(chaos, StageInfo{
-    .name = "chaos",
-    .role = StageRole::kTransform,
-    .summary = "test stage: passthrough that crashes, throws, hangs or allocates on chosen records",
-    .params = {{"segv", ParamType::kStringList, "[]", "records that segfault"},
-               {"abort", ParamType::kStringList, "[]", "records that abort"},
-               {"throw", ParamType::kStringList, "[]", "records that throw"},
-               {"hang", ParamType::kStringList, "[]", "records that never return"},
-               {"alloc", ParamType::kStringList, "[]", "records that allocate without bound"}},
-    .make_stage = [] { return std::make_unique<ChaosStage>(); }});
+RIVUS_REGISTER_STAGE(
+    chaos,
+    StageInfo{
+        .name = "chaos",
+        .role = StageRole::kTransform,
+        .summary =
+            "test stage: passthrough that crashes, throws, hangs or allocates on chosen records",
+        .params = {{"segv", ParamType::kStringList, "[]", "records that segfault"},
+                   {"abort", ParamType::kStringList, "[]", "records that abort"},
+                   {"throw", ParamType::kStringList, "[]", "records that throw"},
+                   {"hang", ParamType::kStringList, "[]", "records that never return"},
+                   {"alloc", ParamType::kStringList, "[]", "records that allocate without bound"}},
+        .make_stage = [] { return std::make_unique<ChaosStage>(); }});
 
 }  // namespace
 

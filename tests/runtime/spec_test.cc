@@ -530,7 +530,8 @@ TEST_F(SpecTest, SparesOutOfRangeIsAnError) {
 }
 
 TEST_F(SpecTest, SparesInAStageSaysItIsPipelineWide) {
-  expect_invalid(three_stages("    spares: 2\n"), "p.yaml:8:5:", "spares is a pipeline-wide setting");
+  expect_invalid(three_stages("    spares: 2\n"),
+                 "p.yaml:8:5:", "spares is a pipeline-wide setting");
 }
 
 TEST_F(SpecTest, DuplicateKeyInAMappingIsAnError) {

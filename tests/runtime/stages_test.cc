@@ -88,7 +88,8 @@ TEST(LinesSourceTest, KeepsEmptyLinesAndAnyBytes) {
   char path[] = "/tmp/rivus-lines-XXXXXX";
   const int fd = mkstemp(path);
   ASSERT_GE(fd, 0);
-  const std::string content = std::string("a\n\nb\xff\x01 c\n") + std::string(100000, 'x') + "\nlast";
+  const std::string content =
+      std::string("a\n\nb\xff\x01 c\n") + std::string(100000, 'x') + "\nlast";
   ASSERT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
   close(fd);
   Params p;

@@ -1,10 +1,10 @@
 // Window and batch semantics, driven with an explicit test clock (no sleeping).
+#include "rivus/runtime/window.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
-
-#include "rivus/runtime/window.h"
 
 namespace rivus {
 namespace {
@@ -37,7 +37,8 @@ std::vector<std::string> run_count(const Params& p, int n) {
   std::vector<WindowResult> closed;
   std::vector<std::string> data;
   for (int i = 0; i < n; ++i) data.push_back(std::to_string(i));
-  for (int i = 0; i < n; ++i) op.add(Record{data[i], static_cast<std::uint64_t>(i)}, i * kMs, closed);
+  for (int i = 0; i < n; ++i)
+    op.add(Record{data[i], static_cast<std::uint64_t>(i)}, i * kMs, closed);
   op.finish(closed);
   return render(closed, c);
 }
@@ -63,22 +64,27 @@ TEST(CountWindowTest, PartialWindowDroppedWhenConfigured) {
 }
 
 TEST(CountWindowTest, SlidingThreeStepTwo) {
-  EXPECT_EQ(run_count(params({{"window", std::string("sliding")}, {"size", std::string("3")},
-                              {"step", std::string("2")}}), 10),
+  EXPECT_EQ(run_count(params({{"window", std::string("sliding")},
+                              {"size", std::string("3")},
+                              {"step", std::string("2")}}),
+                      10),
             (Windows{"0,1,2", "2,3,4", "4,5,6", "6,7,8", "8,9"}));
 }
 
 TEST(CountWindowTest, HoppingSkipsRecordsBetweenWindows) {
-  EXPECT_EQ(run_count(params({{"window", std::string("sliding")}, {"size", std::string("2")},
-                              {"step", std::string("3")}}), 10),
+  EXPECT_EQ(run_count(params({{"window", std::string("sliding")},
+                              {"size", std::string("2")},
+                              {"step", std::string("3")}}),
+                      10),
             (Windows{"0,1", "3,4", "6,7", "9"}));
 }
 
 TEST(CountWindowTest, EveryAggregation) {
   const std::vector<std::pair<std::string, Windows>> table = {
-      {"count", {"4", "4", "2"}},     {"sum", {"6", "22", "17"}},   {"min", {"0", "4", "8"}},
-      {"max", {"3", "7", "9"}},       {"mean", {"1.5", "5.5", "8.5"}}, {"first", {"0", "4", "8"}},
-      {"last", {"3", "7", "9"}},      {"collect", {"0,1,2,3", "4,5,6,7", "8,9"}}};
+      {"count", {"4", "4", "2"}},      {"sum", {"6", "22", "17"}},
+      {"min", {"0", "4", "8"}},        {"max", {"3", "7", "9"}},
+      {"mean", {"1.5", "5.5", "8.5"}}, {"first", {"0", "4", "8"}},
+      {"last", {"3", "7", "9"}},       {"collect", {"0,1,2,3", "4,5,6,7", "8,9"}}};
   for (const auto& [agg, want] : table) {
     EXPECT_EQ(run_count(params({{"size", std::string("4")}, {"aggregate", agg}}), 10), want) << agg;
   }
@@ -96,8 +102,10 @@ TEST(CountWindowTest, NonNumericValueIsARecordErrorAndChangesNothing) {
 
 TEST(KeyedWindowTest, WindowsArePerKey) {
   KeyBySpec key{KeyByKind::kField, 0, ','};
-  WindowConfig c = config(params({{"size", std::string("2")}, {"aggregate", std::string("sum")},
-                                  {"field", std::int64_t{1}}}), key);
+  WindowConfig c = config(params({{"size", std::string("2")},
+                                  {"aggregate", std::string("sum")},
+                                  {"field", std::int64_t{1}}}),
+                          key);
   WindowOperator op(c);
   std::vector<WindowResult> closed;
   const Windows in = {"a,1", "b,2", "a,3", "b,4", "a,5"};
@@ -125,8 +133,10 @@ TEST(ProcessingTimeWindowTest, TimerClosesWindowWithoutANewRecord) {
 }
 
 TEST(ProcessingTimeWindowTest, SlidingDurationWindowsOverlap) {
-  WindowConfig c = config(params({{"window", std::string("sliding")}, {"size", std::string("10s")},
-                                  {"step", std::string("5s")}, {"aggregate", std::string("count")}}));
+  WindowConfig c = config(params({{"window", std::string("sliding")},
+                                  {"size", std::string("10s")},
+                                  {"step", std::string("5s")},
+                                  {"aggregate", std::string("count")}}));
   WindowOperator op(c);
   std::vector<WindowResult> closed;
   for (int t : {1, 6, 11}) op.add(Record{"r", static_cast<std::uint64_t>(t)}, t * kSec, closed);
@@ -136,8 +146,10 @@ TEST(ProcessingTimeWindowTest, SlidingDurationWindowsOverlap) {
 }
 
 WindowConfig event_config(std::int64_t lateness_ms = 0, std::int64_t delay_ms = 0) {
-  Params p = params({{"size", std::string("10s")}, {"time", std::string("event")},
-                     {"time_field", std::int64_t{0}}, {"field", std::int64_t{1}},
+  Params p = params({{"size", std::string("10s")},
+                     {"time", std::string("event")},
+                     {"time_field", std::int64_t{0}},
+                     {"field", std::int64_t{1}},
                      {"allowed_lateness", std::int64_t{lateness_ms * kMs}},
                      {"delay", std::int64_t{delay_ms * kMs}}});
   return config(p);
@@ -184,7 +196,8 @@ TEST(EventTimeWindowTest, DelayHoldsTheWatermarkBack) {
 }
 
 TEST(SessionWindowTest, GapsSplitSessions) {
-  WindowConfig c = config(params({{"window", std::string("session")}, {"gap", std::int64_t{5 * kSec}}}));
+  WindowConfig c =
+      config(params({{"window", std::string("session")}, {"gap", std::int64_t{5 * kSec}}}));
   WindowOperator op(c);
   std::vector<WindowResult> closed;
   op.add(Record{"a", 0}, 0, closed);
@@ -198,9 +211,12 @@ TEST(SessionWindowTest, GapsSplitSessions) {
 }
 
 TEST(SessionWindowTest, OutOfOrderEventBridgesTwoSessions) {
-  WindowConfig c = config(params({{"window", std::string("session")}, {"gap", std::int64_t{5 * kSec}},
-                                  {"time", std::string("event")}, {"time_field", std::int64_t{0}},
-                                  {"time_unit", std::string("s")}, {"aggregate", std::string("count")},
+  WindowConfig c = config(params({{"window", std::string("session")},
+                                  {"gap", std::int64_t{5 * kSec}},
+                                  {"time", std::string("event")},
+                                  {"time_field", std::int64_t{0}},
+                                  {"time_unit", std::string("s")},
+                                  {"aggregate", std::string("count")},
                                   {"allowed_lateness", std::int64_t{20 * kSec}}}));
   WindowOperator op(c);
   std::vector<WindowResult> closed;
@@ -213,8 +229,10 @@ TEST(SessionWindowTest, OutOfOrderEventBridgesTwoSessions) {
 
 TEST(WindowStateTest, SaveAndRestoreMidWindowGivesTheSameResults) {
   KeyBySpec key{KeyByKind::kField, 0, ','};
-  WindowConfig c = config(params({{"size", std::string("3")}, {"aggregate", std::string("sum")},
-                                  {"field", std::int64_t{1}}}), key);
+  WindowConfig c = config(params({{"size", std::string("3")},
+                                  {"aggregate", std::string("sum")},
+                                  {"field", std::int64_t{1}}}),
+                          key);
   const Windows in = {"a,1", "b,2", "a,3", "b,4", "a,5", "b,6", "a,7", "c,8"};
   std::vector<WindowResult> straight_closed;
   WindowOperator straight(c);
@@ -239,9 +257,13 @@ TEST(WindowConfigTest, BadParametersNameTheProblem) {
       {params({{"size", std::string("abc")}}), "record count"},
       {params({{"size", std::string("0")}}), "at least 1"},
       {params({{"window", std::string("session")}}), "gap"},
-      {params({{"window", std::string("wobbly")}, {"size", std::string("3")}}), "tumbling, sliding or session"},
+      {params({{"window", std::string("wobbly")}, {"size", std::string("3")}}),
+       "tumbling, sliding or session"},
       {params({{"size", std::string("5s")}, {"delay", std::int64_t{kSec}}}), "event-time"},
-      {params({{"window", std::string("sliding")}, {"size", std::string("3")}, {"step", std::string("1s")}}), "both"},
+      {params({{"window", std::string("sliding")},
+               {"size", std::string("3")},
+               {"step", std::string("1s")}}),
+       "both"},
       {params({{"size", std::string("3")}, {"aggregate", std::string("median")}}), "aggregate"},
   };
   for (const auto& [p, phrase] : table) {

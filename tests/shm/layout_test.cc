@@ -1,10 +1,10 @@
 // Pins the segment format. If a test here fails, the segment layout changed: bump
 // rivus::shm::kLayoutVersion and update docs/shm-layout.md.
+#include "rivus/shm/layout.h"
+
 #include <gtest/gtest.h>
 
 #include <cstddef>
-
-#include "rivus/shm/layout.h"
 
 namespace rivus::shm {
 namespace {

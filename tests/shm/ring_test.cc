@@ -202,13 +202,15 @@ bool produce(Segment& seg, std::uint64_t n, std::uint32_t max_len, WaitPolicy po
   std::uint32_t in_batch = 0;
   std::uint32_t batch = 1 + rng() % 64;
   for (std::uint64_t i = 0; i < n; ++i) {
-    const auto len = static_cast<std::uint32_t>(rng() % 8 == 0 ? rng() % (max_len + 1) : rng() % 64);
+    const auto len =
+        static_cast<std::uint32_t>(rng() % 8 == 0 ? rng() % (max_len + 1) : rng() % 64);
     const std::string rec = pattern(i, len);
     while (p.try_push(rec, i) == ReserveResult::kFull) {
       p.publish();
       notify(consumer.input_bell);
       const std::uint64_t framed = framed_size(len) * 2;
-      if (!waiter.wait(producer.space_bell, [&] { return p.free_bytes() >= framed; }, deadline)) {
+      if (!waiter.wait(
+              producer.space_bell, [&] { return p.free_bytes() >= framed; }, deadline)) {
         return false;
       }
     }
@@ -242,7 +244,8 @@ ConsumeResult consume(Segment& seg, std::uint64_t n, WaitPolicy policy,
   for (;;) {
     if (!c.refresh()) {
       if (c.at_end()) break;
-      if (!waiter.wait(consumer.input_bell, [&] { return c.refresh() || c.at_end(); }, deadline)) {
+      if (!waiter.wait(
+              consumer.input_bell, [&] { return c.refresh() || c.at_end(); }, deadline)) {
         r.timed_out = true;
         break;
       }
@@ -335,7 +338,8 @@ TEST(WaiterTest, WaitReturnsFalseAtDeadline) {
   auto seg = make_segment("deadline", {4096});
   Waiter w(WaitPolicy{10, 1});
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_FALSE(w.wait(seg.worker(1).input_bell, [] { return false; }, start + 20ms));
+  EXPECT_FALSE(w.wait(
+      seg.worker(1).input_bell, [] { return false; }, start + 20ms));
   EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
 }
 
@@ -353,8 +357,9 @@ TEST(WaiterTest, SleeperWakesWhenNotifiedFromAnotherProcess) {
     _exit(0);
   }
   Waiter w(WaitPolicy{0, 0});
-  const bool ok = w.wait(slot.input_bell, [&] { return load_acquire(flag) == 1; },
-                         std::chrono::steady_clock::now() + 30s);
+  const bool ok = w.wait(
+      slot.input_bell, [&] { return load_acquire(flag) == 1; },
+      std::chrono::steady_clock::now() + 30s);
   EXPECT_TRUE(ok);
   EXPECT_NE(wait_child(pid, 10s), -1);
 }

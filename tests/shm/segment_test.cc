@@ -1,3 +1,5 @@
+#include "rivus/shm/segment.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "rivus/shm/atomic.h"
-#include "rivus/shm/segment.h"
 #include "test_segment.h"
 
 namespace rivus::shm {
@@ -18,9 +19,7 @@ namespace {
 
 using testing::unique_name;
 
-bool shm_exists(const std::string& name) {
-  return std::filesystem::exists("/dev/shm/" + name);
-}
+bool shm_exists(const std::string& name) { return std::filesystem::exists("/dev/shm/" + name); }
 
 SegmentPlan small_plan() {
   SegmentPlan plan;
@@ -61,7 +60,8 @@ TEST(SegmentTest, CreateLaysOutTablesAndRings) {
   EXPECT_EQ(seg.ring_descriptor(1).capacity, 8192u);
   EXPECT_EQ(seg.ring_descriptor(1).producer_worker, 1u);
   EXPECT_EQ(seg.ring_descriptor(1).consumer_worker, 2u);
-  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(seg.base() + seg.ring_descriptor(0).data_offset) % 4096, 0u);
+  EXPECT_EQ(
+      reinterpret_cast<std::uintptr_t>(seg.base() + seg.ring_descriptor(0).data_offset) % 4096, 0u);
   EXPECT_NE(seg.state_page(2, 1), seg.state_page(2, 0));
   EXPECT_GE(seg.state_bytes_per_worker(), 256u);
   EXPECT_TRUE(Segment::validate(seg.base(), seg.size()).ok());
@@ -161,7 +161,8 @@ TEST(SegmentAttachTest, RefusesTruncatedSegment) {
   auto seg = Segment::create(unique_name("trunc"), small_plan());
   ASSERT_TRUE(seg.ok());
   auto bytes = snapshot(seg.value());
-  for (std::size_t cut : {std::size_t{4}, std::size_t{100}, sizeof(SegmentHeader), bytes.size() - 4096}) {
+  for (std::size_t cut :
+       {std::size_t{4}, std::size_t{100}, sizeof(SegmentHeader), bytes.size() - 4096}) {
     const Status s = Segment::validate(bytes.data(), cut);
     EXPECT_EQ(s.code(), StatusCode::kCorrupt) << cut;
     EXPECT_NE(s.message().find("truncated"), std::string::npos) << s.message();

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -20,14 +20,14 @@
 namespace rivus::worker {
 namespace {
 
+using shm::counter_add;
 using shm::load_acquire;
 using shm::load_relaxed;
-using shm::store_relaxed;
-using shm::store_release;
-using shm::counter_add;
 using shm::RecordHeader;
 using shm::ReserveResult;
 using shm::SpscRing;
+using shm::store_relaxed;
+using shm::store_release;
 using Clock = std::chrono::steady_clock;
 
 // Thrown by the emitter (never by user code) when a batch's outputs cannot fit in a ring
@@ -54,16 +54,20 @@ class OutputEmitter final : public Emitter {
 };
 
 struct Gathered {
-  std::uint32_t input = 0;     // index into inputs
-  std::uint64_t pos = 0;       // ring position of the record
-  std::uint64_t end = 0;       // ring position after it
+  std::uint32_t input = 0;  // index into inputs
+  std::uint64_t pos = 0;    // ring position of the record
+  std::uint64_t end = 0;    // ring position after it
 };
 
 class WorkerLoop {
  public:
   WorkerLoop(const shm::Segment& seg, const WorkerPlan& plan)
-      : seg_(seg), plan_(plan), spec_(*plan.stage), slot_(seg.worker(plan.slot)),
-        stage_entry_(seg.stage(plan.stage_index)), emitter_(*this) {}
+      : seg_(seg),
+        plan_(plan),
+        spec_(*plan.stage),
+        slot_(seg.worker(plan.slot)),
+        stage_entry_(seg.stage(plan.stage_index)),
+        emitter_(*this) {}
 
   int run();
 
@@ -122,23 +126,23 @@ class WorkerLoop {
   std::vector<std::uint64_t> processed_;  // per input: position after the last processed record
   std::vector<Record> batch_;
   std::vector<Gathered> where_;
-  std::vector<std::uint64_t> marks_;      // per output: write position before a stage call
-  std::size_t next_input_ = 0;            // round-robin start for unordered gathering
-  std::size_t current_out_ = 0;           // output ring for this batch (round-robin)
-  std::uint64_t next_seq_ = 0;            // sources: seq of the next record
+  std::vector<std::uint64_t> marks_;  // per output: write position before a stage call
+  std::size_t next_input_ = 0;        // round-robin start for unordered gathering
+  std::size_t current_out_ = 0;       // output ring for this batch (round-robin)
+  std::uint64_t next_seq_ = 0;        // sources: seq of the next record
   std::uint64_t last_watermark_ = 0;
   std::uint64_t uncommitted_records_ = 0;
   std::uint64_t uncommitted_bytes_ = 0;
   Clock::time_point first_uncommitted_{};
   bool careful_ = false;
   std::uint64_t careful_budget_ = 0;
-  std::int64_t batch_now_ = 0;            // CLOCK_REALTIME for records a source emits
+  std::int64_t batch_now_ = 0;  // CLOCK_REALTIME for records a source emits
   shm::Waiter waiter_;
   std::uint64_t max_record_ = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> seen_;  // wait_for_input: tail, watermark
-  std::uint64_t sent_to_current_ = 0;  // records routed to current_out_ since it was chosen
+  std::uint64_t sent_to_current_ = 0;      // records routed to current_out_ since it was chosen
   std::uint64_t last_routed_seq_ = ~0ULL;  // seq of the last record routed without a key
-  std::uint64_t records_out_ = 0;  // emitted since the last commit
+  std::uint64_t records_out_ = 0;          // emitted since the last commit
   std::uint64_t bytes_out_ = 0;
 };
 
@@ -198,7 +202,8 @@ Status WorkerLoop::open() {
 }
 
 int WorkerLoop::run() {
-  log_ = spdlog::stderr_color_mt("worker " + spec_.name + "#" + std::to_string(plan_.index_in_stage));
+  log_ =
+      spdlog::stderr_color_mt("worker " + spec_.name + "#" + std::to_string(plan_.index_in_stage));
   log_->set_pattern("[%H:%M:%S.%e] [%n] [pid %P] %^%l%$: %v");
   try {
     if (Status s = open(); !s.ok()) {
@@ -269,7 +274,8 @@ Clock::time_point WorkerLoop::run_timer() {
     if (outputs_pending()) commit(false);
     const std::int64_t next = stage_->next_deadline_ns();
     if (next == 0) return Clock::time_point::max();
-    return Clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(0, next - shm::realtime_ns()));
+    return Clock::now() +
+           std::chrono::nanoseconds(std::max<std::int64_t>(0, next - shm::realtime_ns()));
   }
   return Clock::now() + std::chrono::nanoseconds(due - now);
 }
@@ -337,7 +343,8 @@ std::size_t WorkerLoop::gather_unordered(std::size_t max_records) {
       where_.push_back({static_cast<std::uint32_t>(i), pos, c.read_position()});
       bytes += h->length;
     }
-    if (c.corrupt()) throw std::runtime_error("input ring " + std::to_string(plan_.inputs[i]) + " is corrupt");
+    if (c.corrupt())
+      throw std::runtime_error("input ring " + std::to_string(plan_.inputs[i]) + " is corrupt");
   }
   next_input_ = (next_input_ + 1) % std::max<std::size_t>(n, 1);
   return batch_.size();
@@ -389,7 +396,8 @@ void WorkerLoop::process_gathered() {
     counter_add(slot_.counters.bytes_out, bytes);
     const std::int64_t now = shm::realtime_ns();
     for (const Record& r : batch_) {
-      histogram_add(slot_.latency_ns, static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - r.time_ns)));
+      histogram_add(slot_.latency_ns,
+                    static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - r.time_ns)));
     }
   }
   if (!uncommitted()) choose_output_for_batch();
@@ -463,7 +471,8 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
           continue;
         }
         counter_add(slot_.counters.errors, 1);
-        write_dead_letter(rec, "too-large", "the record's outputs exceed what an output ring holds", attempt + 1);
+        write_dead_letter(rec, "too-large", "the record's outputs exceed what an output ring holds",
+                          attempt + 1);
         break;
       } catch (const std::bad_alloc&) {
         throw;
@@ -476,7 +485,8 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
           const double factor = std::pow(retry.backoff, static_cast<double>(attempt));
           const auto delay = std::chrono::nanoseconds(
               static_cast<std::int64_t>(static_cast<double>(retry.delay.count()) * factor));
-          std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(delay, std::chrono::seconds(60)));
+          std::this_thread::sleep_for(
+              std::min<std::chrono::nanoseconds>(delay, std::chrono::seconds(60)));
           if (aborted()) throw Aborted{};
           continue;
         }
@@ -652,9 +662,17 @@ void WorkerLoop::write_output(const Record& rec) {
       ++sent_to_current_;
       last_routed_seq_ = r.seq;
       break;
-    case KeyByKind::kRecord: r.key = hash_bytes(r.data); j = r.key % out_.size(); break;
-    case KeyByKind::kField: r.key = hash_bytes(plan_.route.extract(r.data)); j = r.key % out_.size(); break;
-    case KeyByKind::kKey: j = r.key % out_.size(); break;
+    case KeyByKind::kRecord:
+      r.key = hash_bytes(r.data);
+      j = r.key % out_.size();
+      break;
+    case KeyByKind::kField:
+      r.key = hash_bytes(plan_.route.extract(r.data));
+      j = r.key % out_.size();
+      break;
+    case KeyByKind::kKey:
+      j = r.key % out_.size();
+      break;
   }
   SpscRing::Producer& p = out_[j];
   const auto len = static_cast<std::uint32_t>(r.data.size());
@@ -695,8 +713,9 @@ void WorkerLoop::wait_for_space(SpscRing::Producer& p, std::uint64_t need) {
   shm::WorkerSlot& consumer = seg_.worker(p.descriptor()->consumer_worker);
   for (;;) {
     shm::notify(consumer.input_bell);
-    if (waiter_.wait(slot_.space_bell, [&] { return p.free_bytes() >= need; },
-                     Clock::now() + std::chrono::milliseconds(100))) {
+    if (waiter_.wait(
+            slot_.space_bell, [&] { return p.free_bytes() >= need; },
+            Clock::now() + std::chrono::milliseconds(100))) {
       break;
     }
     heartbeat();
@@ -715,19 +734,20 @@ void WorkerLoop::wait_for_space(SpscRing::Producer& p, std::uint64_t need) {
 void WorkerLoop::wait_for_input(Clock::time_point deadline) {
   const auto t0 = Clock::now();
   seen_.resize(in_.size());
-  for (std::size_t i = 0; i < in_.size(); ++i) seen_[i] = {in_[i].cached_tail(), in_[i].watermark()};
-  waiter_.wait(slot_.input_bell,
-               [&] {
-                 for (std::size_t i = 0; i < in_.size(); ++i) {
-                   in_[i].refresh();
-                   if (in_[i].cached_tail() != seen_[i].first ||
-                       in_[i].watermark() != seen_[i].second) {
-                     return true;
-                   }
-                 }
-                 return false;
-               },
-               deadline);
+  for (std::size_t i = 0; i < in_.size(); ++i)
+    seen_[i] = {in_[i].cached_tail(), in_[i].watermark()};
+  waiter_.wait(
+      slot_.input_bell,
+      [&] {
+        for (std::size_t i = 0; i < in_.size(); ++i) {
+          in_[i].refresh();
+          if (in_[i].cached_tail() != seen_[i].first || in_[i].watermark() != seen_[i].second) {
+            return true;
+          }
+        }
+        return false;
+      },
+      deadline);
   counter_add(slot_.counters.idle_ns,
               std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
 }

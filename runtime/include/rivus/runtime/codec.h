@@ -80,15 +80,15 @@ struct Codec<bool> {
 
 // Numbers: decimal text.
 template <class T>
-  requires detail::is_text_number_v<T>
+requires detail::is_text_number_v<T>
 struct Codec<T> {
   T decode(std::string_view bytes) const {
     T v{};
     const char* end = bytes.data() + bytes.size();
     const auto [p, ec] = std::from_chars(bytes.data(), end, v);
     if (bytes.empty() || ec != std::errc() || p != end) {
-      detail::bad_bytes(bytes, std::is_integral_v<T> ? "an integer in decimal text"
-                                                        : "a number in decimal text");
+      detail::bad_bytes(
+          bytes, std::is_integral_v<T> ? "an integer in decimal text" : "a number in decimal text");
     }
     return v;
   }
@@ -101,10 +101,9 @@ struct Codec<T> {
 
 // Other trivially copyable types: their object bytes.
 template <class T>
-  requires(std::is_trivially_copyable_v<T> && !detail::is_text_number_v<T> &&
-           !std::is_same_v<T, bool> && !std::is_pointer_v<T> &&
-           !std::is_same_v<T, std::string_view>)
-struct Codec<T> {
+requires(std::is_trivially_copyable_v<T> && !detail::is_text_number_v<T> &&
+         !std::is_same_v<T, bool> && !std::is_pointer_v<T> &&
+         !std::is_same_v<T, std::string_view>) struct Codec<T> {
   T decode(std::string_view bytes) const {
     if (bytes.size() != sizeof(T)) {
       detail::bad_bytes(bytes, "an object of " + std::to_string(sizeof(T)) + " bytes");

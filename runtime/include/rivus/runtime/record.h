@@ -20,9 +20,9 @@ namespace rivus {
 
 struct Record {
   std::string_view data;
-  std::uint64_t seq = 0;    // position in the source's output; outputs inherit their input's
-  std::uint64_t key = 0;    // key hash for routing; 0 when unset
-  std::int64_t time_ns = 0; // event time (CLOCK_REALTIME ns set by the source unless changed)
+  std::uint64_t seq = 0;     // position in the source's output; outputs inherit their input's
+  std::uint64_t key = 0;     // key hash for routing; 0 when unset
+  std::int64_t time_ns = 0;  // event time (CLOCK_REALTIME ns set by the source unless changed)
 };
 
 class Batch {

@@ -23,8 +23,8 @@ using std::chrono::nanoseconds;
 
 struct SourceLocation {
   std::string file;
-  int line = 0;    // 1-based; 0 if unknown
-  int column = 0;  // 1-based
+  int line = 0;                   // 1-based; 0 if unknown
+  int column = 0;                 // 1-based
   std::string to_string() const;  // "file:line:column"
 };
 
@@ -37,11 +37,11 @@ struct BatchSpec {
 struct RetrySpec {
   std::uint32_t max_retries = 3;  // attempts after the first, for errors and for crashes
   nanoseconds delay = std::chrono::milliseconds(10);
-  double backoff = 2.0;           // each retry waits delay * backoff^(attempt-1)
+  double backoff = 2.0;  // each retry waits delay * backoff^(attempt-1)
 };
 
 struct RestartSpec {
-  std::uint32_t max_restarts = 20;                  // per stage, within `window`
+  std::uint32_t max_restarts = 20;  // per stage, within `window`
   nanoseconds window = std::chrono::seconds(10);
   nanoseconds backoff = std::chrono::milliseconds(0);  // delay before a replacement starts
 };
@@ -74,9 +74,9 @@ struct PipelineSpec {
   BatchSpec batch;                        // defaults for every stage
   RetrySpec retry;
   RestartSpec restart;
-  std::uint32_t spares = 1;               // pre-forked workers that take over a crashed one's slot
-  std::string dead_letter_path;           // default: <name>.dead-letter.jsonl
-  std::string metrics_listen;             // host:port for /metrics; empty = off
+  std::uint32_t spares = 1;      // pre-forked workers that take over a crashed one's slot
+  std::string dead_letter_path;  // default: <name>.dead-letter.jsonl
+  std::string metrics_listen;    // host:port for /metrics; empty = off
   std::vector<StageSpec> stages;
 };
 

@@ -15,8 +15,8 @@
 #include <functional>
 #include <memory>
 #include <span>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rivus/runtime/params.h"
@@ -42,8 +42,8 @@ enum class KeyByKind : std::uint8_t {
 // keyed stages (windows) group by the key's bytes.
 struct KeyBySpec {
   KeyByKind kind = KeyByKind::kNone;
-  std::uint32_t field = 0;   // 0-based, for kField
-  char separator = ',';      // for kField
+  std::uint32_t field = 0;  // 0-based, for kField
+  char separator = ',';     // for kField
 
   // The key's bytes: the whole record, one field (empty if missing), or empty for kNone/kKey.
   std::string_view extract(std::string_view record) const {
@@ -56,23 +56,24 @@ struct KeyBySpec {
       start = at + 1;
     }
     const auto end = record.find(separator, start);
-    return record.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    return record.substr(start,
+                         end == std::string_view::npos ? std::string_view::npos : end - start);
   }
 };
 const char* stage_role_name(StageRole r) noexcept;
 
 // What a stage object learns about where it runs.
 struct StageContext {
-  std::string pipeline;          // pipeline name
-  std::string stage;             // this stage's name in the spec
+  std::string pipeline;            // pipeline name
+  std::string stage;               // this stage's name in the spec
   std::uint32_t worker_index = 0;  // 0 .. workers-1 within the stage
   std::uint32_t workers = 1;
   std::uint32_t generation = 0;  // 0 for the first process of this slot, +1 per replacement
   std::uint64_t position = 0;    // last committed checkpoint()/position() value (0 at start)
   const Params* params = nullptr;
   spdlog::logger* logger = nullptr;
-  std::uint64_t max_record = 0;  // largest record payload the output rings accept
-  KeyBySpec key_by;              // this stage's key_by (keyed stages group by it)
+  std::uint64_t max_record = 0;      // largest record payload the output rings accept
+  KeyBySpec key_by;                  // this stage's key_by (keyed stages group by it)
   std::uint64_t state_capacity = 0;  // bytes save_state() may write (0: stage is stateless)
 };
 
@@ -132,9 +133,9 @@ class Source {
 };
 
 struct StageInfo {
-  std::string name;       // what `use:` says
+  std::string name;  // what `use:` says
   StageRole role = StageRole::kTransform;
-  std::string summary;    // one line for `rivus stages`
+  std::string summary;  // one line for `rivus stages`
   std::vector<ParamInfo> params;
   std::uint32_t max_workers = 0;  // 0 = no limit; 1 for stages that own one file, etc.
   std::function<std::unique_ptr<Stage>()> make_stage;    // transforms and sinks
@@ -182,4 +183,4 @@ struct Registrar {
 // Registers a stage at static-initialisation time:
 //   RIVUS_REGISTER_STAGE(my_stage, rivus::StageInfo{.name = "upper", ...});
 #define RIVUS_REGISTER_STAGE(id, ...) \
-  static const ::rivus::detail::Registrar rivus_registrar_##id{__VA_ARGS__}
+  static const ::rivus::detail::Registrar rivus_registrar_##id { __VA_ARGS__ }

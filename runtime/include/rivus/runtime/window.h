@@ -40,20 +40,20 @@ enum class Aggregate : std::uint8_t { kCount, kSum, kMin, kMax, kMean, kFirst, k
 struct WindowConfig {
   WindowKind kind = WindowKind::kTumbling;
   TimeDomain domain = TimeDomain::kCount;
-  std::int64_t size = 0;  // records (count) or ns
-  std::int64_t step = 0;  // records or ns; = size for tumbling
-  std::int64_t gap = 0;   // ns, sessions
+  std::int64_t size = 0;              // records (count) or ns
+  std::int64_t step = 0;              // records or ns; = size for tumbling
+  std::int64_t gap = 0;               // ns, sessions
   std::int64_t delay = 0;             // event time: watermark = max event time - delay
   std::int64_t allowed_lateness = 0;  // event time
   bool emit_partial = true;
   Aggregate aggregate = Aggregate::kCollect;
-  int value_field = -1;               // -1: the whole record
-  char separator = ',';               // field separator (value, time, key fields)
-  std::string join = ",";             // collect: between records
-  int time_field = -1;                // event time from this field (else the record's time)
-  std::int64_t time_unit = 1'000'000; // ns per unit of the time field (default ms)
-  bool json = false;                  // output format: JSON object instead of "key,value"
-  KeyBySpec key;                      // group by (kNone: one group)
+  int value_field = -1;                // -1: the whole record
+  char separator = ',';                // field separator (value, time, key fields)
+  std::string join = ",";              // collect: between records
+  int time_field = -1;                 // event time from this field (else the record's time)
+  std::int64_t time_unit = 1'000'000;  // ns per unit of the time field (default ms)
+  bool json = false;                   // output format: JSON object instead of "key,value"
+  KeyBySpec key;                       // group by (kNone: one group)
 };
 
 // Parses a `window` stage's parameters (see StageInfo in window_stage.cc); messages name the
@@ -65,9 +65,9 @@ struct WindowResult {
   std::int64_t start = 0;
   std::int64_t end = 0;
   std::uint64_t count = 0;
-  std::string value;        // the aggregate as text
-  std::uint64_t seq = 0;    // largest seq of its records
-  std::int64_t time_ns = 0; // end of the window (time windows) or the last record's time
+  std::string value;         // the aggregate as text
+  std::uint64_t seq = 0;     // largest seq of its records
+  std::int64_t time_ns = 0;  // end of the window (time windows) or the last record's time
   std::string render(const WindowConfig& c) const;  // the output record
 };
 

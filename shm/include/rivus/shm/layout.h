@@ -26,7 +26,7 @@ inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint64_t kSegmentMagic = 0x314D485355564952ULL;
 inline constexpr std::uint32_t kLayoutVersion = 1;
 
-inline constexpr std::size_t kNameSize = 48;       // stage names, NUL-padded
+inline constexpr std::size_t kNameSize = 48;  // stage names, NUL-padded
 inline constexpr std::size_t kPipelineNameSize = 64;
 inline constexpr std::size_t kMaxSections = 8;
 inline constexpr std::uint64_t kMinRingCapacity = 4096;
@@ -44,11 +44,11 @@ struct WaitWord {
 // Header: offset 0, 512 bytes.
 
 enum class SectionKind : std::uint32_t {
-  kStages = 0,    // StageEntry[count]
-  kWorkers = 1,   // WorkerSlot[count]
-  kRings = 2,     // RingDescriptor[count]
-  kRingData = 3,  // byte area holding every ring's data; count = 0, entry_size = 1
-  kStateData = 4, // byte area of per-worker state regions (stateful stages); entry_size = 1
+  kStages = 0,     // StageEntry[count]
+  kWorkers = 1,    // WorkerSlot[count]
+  kRings = 2,      // RingDescriptor[count]
+  kRingData = 3,   // byte area holding every ring's data; count = 0, entry_size = 1
+  kStateData = 4,  // byte area of per-worker state regions (stateful stages); entry_size = 1
 };
 inline constexpr std::uint32_t kSectionCount = 5;
 
@@ -63,29 +63,29 @@ static_assert(sizeof(SectionEntry) == 24);
 enum class RunState : std::uint32_t {
   kStarting = 0,
   kRunning = 1,
-  kDraining = 2,   // asked to stop: sources stop, everything in flight drains
+  kDraining = 2,  // asked to stop: sources stop, everything in flight drains
   kFinished = 3,
   kFailed = 4,
-  kAborted = 5,    // stopped without draining (second signal)
+  kAborted = 5,  // stopped without draining (second signal)
 };
 
 struct SegmentHeader {
-  std::uint64_t magic;                 // kSegmentMagic, written last on create (release)
-  std::uint32_t layout_version;        // kLayoutVersion
-  std::uint32_t header_size;           // sizeof(SegmentHeader)
-  std::uint64_t segment_size;          // bytes mapped; must equal the object's size
-  std::int32_t creator_pid;            // the supervisor
-  std::uint32_t section_count;         // kSectionCount
-  std::uint64_t creator_start_ticks;   // /proc/<pid>/stat starttime: tells a reused pid apart
-  std::int64_t created_unix_ns;        // CLOCK_REALTIME at creation
-  std::int64_t created_mono_ns;        // CLOCK_MONOTONIC at creation (uptime, rates)
+  std::uint64_t magic;                // kSegmentMagic, written last on create (release)
+  std::uint32_t layout_version;       // kLayoutVersion
+  std::uint32_t header_size;          // sizeof(SegmentHeader)
+  std::uint64_t segment_size;         // bytes mapped; must equal the object's size
+  std::int32_t creator_pid;           // the supervisor
+  std::uint32_t section_count;        // kSectionCount
+  std::uint64_t creator_start_ticks;  // /proc/<pid>/stat starttime: tells a reused pid apart
+  std::int64_t created_unix_ns;       // CLOCK_REALTIME at creation
+  std::int64_t created_mono_ns;       // CLOCK_MONOTONIC at creation (uptime, rates)
   char pipeline_name[kPipelineNameSize];
   // Supervisor-written, read by everyone.
-  std::uint32_t run_state;             // RunState
-  std::uint32_t exit_code;             // the run's exit code once finished
+  std::uint32_t run_state;  // RunState
+  std::uint32_t exit_code;  // the run's exit code once finished
   std::int64_t finished_mono_ns;
   std::uint64_t total_restarts;
-  std::uint64_t dead_letters;          // written by the supervisor when it writes the file
+  std::uint64_t dead_letters;  // written by the supervisor when it writes the file
   SectionEntry sections[kMaxSections];
   std::uint8_t reserved[512 - 152 - 24 * kMaxSections];
 };
@@ -115,12 +115,12 @@ struct alignas(kCacheLine) StageEntry {
   std::uint32_t flags;         // kStageOrdered | kStageKeyed
   std::uint32_t first_worker;  // index into the worker table
   std::uint32_t worker_count;
-  std::uint64_t params_digest; // FNV-1a of the stage's `with:` as canonical text
-  std::uint64_t total_hint;    // records a source will produce, 0 if unknown (progress, ETA)
+  std::uint64_t params_digest;  // FNV-1a of the stage's `with:` as canonical text
+  std::uint64_t total_hint;     // records a source will produce, 0 if unknown (progress, ETA)
   // Supervisor-written.
-  std::uint32_t state;         // StageState
+  std::uint32_t state;  // StageState
   std::uint32_t restarts;
-  char failure[336];           // why the stage failed, NUL-terminated
+  char failure[336];  // why the stage failed, NUL-terminated
 };
 static_assert(sizeof(StageEntry) == 512);
 static_assert(std::is_standard_layout_v<StageEntry>);
@@ -129,13 +129,13 @@ static_assert(std::is_standard_layout_v<StageEntry>);
 // Worker slots: one per worker process, cache-line aligned, single writer per line.
 
 enum class WorkerState : std::uint32_t {
-  kEmpty = 0,      // never started
-  kStarting = 1,   // forked, not yet running its loop
+  kEmpty = 0,     // never started
+  kStarting = 1,  // forked, not yet running its loop
   kRunning = 2,
-  kDraining = 3,   // all inputs at end of stream; flushing
-  kExited = 4,     // exited 0 after draining
-  kCrashed = 5,    // died; the supervisor is recovering it
-  kFailed = 6,     // will not be restarted
+  kDraining = 3,  // all inputs at end of stream; flushing
+  kExited = 4,    // exited 0 after draining
+  kCrashed = 5,   // died; the supervisor is recovering it
+  kFailed = 6,    // will not be restarted
 };
 
 enum class IntentState : std::uint32_t { kIdle = 0, kPrepared = 1, kDone = 2 };
@@ -168,16 +168,16 @@ static_assert(sizeof(Log2Histogram) == 512);
 struct alignas(kCacheLine) WorkerSlot {
   // Line 0: identity and life cycle, supervisor-written.
   std::int32_t pid;
-  std::uint32_t generation;       // 0 for the first process, +1 per replacement
-  std::uint32_t stage;            // index into the stage table
+  std::uint32_t generation;  // 0 for the first process, +1 per replacement
+  std::uint32_t stage;       // index into the stage table
   std::uint32_t index_in_stage;
-  std::uint32_t state;            // WorkerState
+  std::uint32_t state;  // WorkerState
   std::uint32_t restarts;
-  std::int32_t last_exit_code;    // exit status of the last process, -1 if it was a signal
-  std::int32_t last_signal;       // signal that ended the last process, 0 if none
+  std::int32_t last_exit_code;  // exit status of the last process, -1 if it was a signal
+  std::int32_t last_signal;     // signal that ended the last process, 0 if none
   std::int64_t started_mono_ns;
-  std::uint64_t crashes;          // deaths by signal or non-zero exit
-  std::uint64_t lost_ns;          // time between a crash and its replacement running
+  std::uint64_t crashes;  // deaths by signal or non-zero exit
+  std::uint64_t lost_ns;  // time between a crash and its replacement running
   std::uint8_t reserved0[8];
   // Line 1: consumers sleep here waiting for input; producers notify it.
   alignas(kCacheLine) WaitWord input_bell;
@@ -186,33 +186,33 @@ struct alignas(kCacheLine) WorkerSlot {
   // Line 3: commit intent, worker-written (supervisor-written during recovery).
   alignas(kCacheLine) std::uint32_t intent_state;  // IntentState
   std::uint32_t intent_reserved;
-  std::uint64_t intent_epoch;         // commits applied so far
-  std::uint64_t position;             // committed source/sink position (records, bytes)
-  std::uint64_t pending_position;     // the position the prepared intent will commit
-  std::uint32_t state_page;           // committed state copy (0 or 1) for stateful stages
+  std::uint64_t intent_epoch;      // commits applied so far
+  std::uint64_t position;          // committed source/sink position (records, bytes)
+  std::uint64_t pending_position;  // the position the prepared intent will commit
+  std::uint32_t state_page;        // committed state copy (0 or 1) for stateful stages
   std::uint32_t pending_state_page;
-  std::uint64_t state_bytes;          // committed state length
+  std::uint64_t state_bytes;  // committed state length
   std::uint64_t pending_state_bytes;
   // Line 4: liveness and crash forensics, worker-written.
   alignas(kCacheLine) std::int64_t batch_started_ns;  // CLOCK_MONOTONIC; 0 when between batches
-  std::uint64_t inflight_records;      // records in the batch being processed
-  std::uint32_t current_ring;          // careful mode: ring of the record being processed
-  std::uint32_t careful;               // 1 while processing one record at a time
-  std::uint64_t current_pos;           // careful mode: ring position of that record
-  std::int64_t running_mono_ns;        // CLOCK_MONOTONIC when this process entered kRunning
+  std::uint64_t inflight_records;                     // records in the batch being processed
+  std::uint32_t current_ring;    // careful mode: ring of the record being processed
+  std::uint32_t careful;         // 1 while processing one record at a time
+  std::uint64_t current_pos;     // careful mode: ring position of that record
+  std::int64_t running_mono_ns;  // CLOCK_MONOTONIC when this process entered kRunning
   std::uint8_t reserved4[24];
   // Line 5: recovery instructions, written by the supervisor while the worker is dead, before
   // its replacement starts; the replacement counts careful_budget down as it replays.
   alignas(kCacheLine) std::uint64_t careful_budget;  // records to process one at a time
   std::uint32_t suspect_ring;
-  std::uint32_t suspect_attempts;      // workers the suspect record has killed
+  std::uint32_t suspect_attempts;  // workers the suspect record has killed
   std::uint64_t suspect_pos;
   std::uint8_t reserved5[40];
   // Lines 6-7: counters, worker-written, relaxed.
   alignas(kCacheLine) WorkerCounters counters;
   // Histograms, worker-written, relaxed.
-  Log2Histogram batch_ns;       // stage time per batch
-  Log2Histogram latency_ns;     // end to end (record time to sink), sinks only
+  Log2Histogram batch_ns;    // stage time per batch
+  Log2Histogram latency_ns;  // end to end (record time to sink), sinks only
 };
 static_assert(sizeof(WorkerSlot) == 8 * kCacheLine + 2 * sizeof(Log2Histogram));
 static_assert(offsetof(WorkerSlot, input_bell) == 1 * kCacheLine);
@@ -239,13 +239,13 @@ struct alignas(kCacheLine) RingDescriptor {
   std::uint8_t pad0[kCacheLine - 32];
   // Line 1: producer-written.
   alignas(kCacheLine) std::uint64_t tail;  // bytes published so far (monotonic)
-  std::uint64_t watermark;        // every record after `tail` will have seq >= watermark
-  std::uint64_t pending_tail;     // intent: tail to publish at the next commit
+  std::uint64_t watermark;                 // every record after `tail` will have seq >= watermark
+  std::uint64_t pending_tail;              // intent: tail to publish at the next commit
   std::uint64_t pending_watermark;
   std::uint8_t pad1[kCacheLine - 32];
   // Line 2: consumer-written.
   alignas(kCacheLine) std::uint64_t head;  // bytes released so far (monotonic)
-  std::uint64_t pending_head;     // intent: head to release at the next commit
+  std::uint64_t pending_head;              // intent: head to release at the next commit
   std::uint8_t pad2[kCacheLine - 16];
 };
 static_assert(sizeof(RingDescriptor) == 3 * kCacheLine);
@@ -258,11 +258,11 @@ inline constexpr std::uint32_t kRecordPadding = 1u << 0;  // filler up to the en
 inline constexpr std::uint32_t kRecordError = 1u << 1;    // reserved: record carries an error
 
 struct RecordHeader {
-  std::uint32_t length;   // payload bytes
+  std::uint32_t length;  // payload bytes
   std::uint32_t flags;
-  std::uint64_t seq;      // sequence number its source gave it
-  std::uint64_t key;      // key hash for routing (0 when none)
-  std::int64_t time_ns;   // event time: CLOCK_REALTIME ns at the source unless a stage sets it
+  std::uint64_t seq;     // sequence number its source gave it
+  std::uint64_t key;     // key hash for routing (0 when none)
+  std::int64_t time_ns;  // event time: CLOCK_REALTIME ns at the source unless a stage sets it
 };
 static_assert(sizeof(RecordHeader) == 32);
 inline constexpr std::size_t kRecordAlign = 8;

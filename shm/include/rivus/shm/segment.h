@@ -68,7 +68,9 @@ class Segment {
   std::uint32_t stage_count() const noexcept { return section(SectionKind::kStages).count; }
   std::uint32_t worker_count() const noexcept { return section(SectionKind::kWorkers).count; }
   std::uint32_t ring_count() const noexcept { return section(SectionKind::kRings).count; }
-  StageEntry& stage(std::uint32_t i) const noexcept { return table<StageEntry>(SectionKind::kStages)[i]; }
+  StageEntry& stage(std::uint32_t i) const noexcept {
+    return table<StageEntry>(SectionKind::kStages)[i];
+  }
   WorkerSlot& worker(std::uint32_t i) const noexcept {
     return table<WorkerSlot>(SectionKind::kWorkers)[i];
   }

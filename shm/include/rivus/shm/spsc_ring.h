@@ -63,7 +63,9 @@ class SpscRing::Producer {
   // Starts at the published tail: anything written but unpublished by a previous producer
   // process is discarded (this is how a replacement producer resumes).
   explicit Producer(SpscRing ring) noexcept
-      : desc_(ring.desc_), data_(ring.data_), mask_(ring.desc_->capacity - 1),
+      : desc_(ring.desc_),
+        data_(ring.data_),
+        mask_(ring.desc_->capacity - 1),
         capacity_(ring.desc_->capacity),
         write_pos_(load_relaxed(ring.desc_->tail)),
         published_(write_pos_),
@@ -107,7 +109,9 @@ class SpscRing::Producer {
     return ReserveResult::kOk;
   }
 
-  static std::byte* payload(RecordHeader* h) noexcept { return reinterpret_cast<std::byte*>(h + 1); }
+  static std::byte* payload(RecordHeader* h) noexcept {
+    return reinterpret_cast<std::byte*>(h + 1);
+  }
 
   // Completes a reserved record with its final length (<= the reserved length).
   void commit(RecordHeader* h, std::uint32_t len) noexcept {
@@ -160,9 +164,9 @@ class SpscRing::Producer {
   std::byte* data_ = nullptr;
   std::uint64_t mask_ = 0;
   std::uint64_t capacity_ = 0;
-  std::uint64_t write_pos_ = 0;   // next byte to write (committed, maybe unpublished)
-  std::uint64_t published_ = 0;   // last tail stored
-  std::uint64_t cached_head_ = 0; // the consumer's head as last seen
+  std::uint64_t write_pos_ = 0;    // next byte to write (committed, maybe unpublished)
+  std::uint64_t published_ = 0;    // last tail stored
+  std::uint64_t cached_head_ = 0;  // the consumer's head as last seen
 };
 
 class SpscRing::Consumer {
@@ -171,7 +175,9 @@ class SpscRing::Consumer {
   // Starts at the released head: whatever a previous consumer read but did not release is read
   // again (this is how a replacement consumer resumes).
   explicit Consumer(SpscRing ring) noexcept
-      : desc_(ring.desc_), data_(ring.data_), mask_(ring.desc_->capacity - 1),
+      : desc_(ring.desc_),
+        data_(ring.data_),
+        mask_(ring.desc_->capacity - 1),
         capacity_(ring.desc_->capacity),
         read_pos_(load_relaxed(ring.desc_->head)),
         released_(read_pos_),

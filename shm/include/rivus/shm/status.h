@@ -14,15 +14,15 @@ namespace rivus {
 
 enum class StatusCode : std::uint8_t {
   kOk = 0,
-  kInvalidArgument,   // the caller (or a user's spec) asked for something that makes no sense
-  kNotFound,          // a named thing (segment, stage, file) does not exist
-  kAlreadyExists,     // create-only found the name taken
-  kCorrupt,           // bytes that should follow a format do not
-  kVersionMismatch,   // a segment of another layout version
-  kIoError,           // a system call failed; the message names it and the errno
-  kResourceExhausted, // no room: ring, segment, shm filesystem
-  kFailed,            // a run or a stage failed (restart intensity, fatal worker error)
-  kInternal,          // a bug in Rivus
+  kInvalidArgument,    // the caller (or a user's spec) asked for something that makes no sense
+  kNotFound,           // a named thing (segment, stage, file) does not exist
+  kAlreadyExists,      // create-only found the name taken
+  kCorrupt,            // bytes that should follow a format do not
+  kVersionMismatch,    // a segment of another layout version
+  kIoError,            // a system call failed; the message names it and the errno
+  kResourceExhausted,  // no room: ring, segment, shm filesystem
+  kFailed,             // a run or a stage failed (restart intensity, fatal worker error)
+  kInternal,           // a bug in Rivus
 };
 
 const char* status_code_name(StatusCode code) noexcept;
@@ -33,11 +33,15 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status Corrupt(std::string m) { return {StatusCode::kCorrupt, std::move(m)}; }
-  static Status VersionMismatch(std::string m) { return {StatusCode::kVersionMismatch, std::move(m)}; }
+  static Status VersionMismatch(std::string m) {
+    return {StatusCode::kVersionMismatch, std::move(m)};
+  }
   static Status ResourceExhausted(std::string m) {
     return {StatusCode::kResourceExhausted, std::move(m)};
   }
@@ -62,8 +66,8 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}     // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const noexcept { return std::holds_alternative<T>(v_); }
   const Status& status() const {

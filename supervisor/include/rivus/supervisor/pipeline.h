@@ -78,8 +78,9 @@ class Step {
   Step& with(const std::string& param, nlohmann::json value);
   template <class Rep, class Period>
   Step& with(const std::string& param, std::chrono::duration<Rep, Period> d) {
-    return with(param, nlohmann::json(format_duration(
-                           std::chrono::duration_cast<std::chrono::nanoseconds>(d))));
+    return with(
+        param,
+        nlohmann::json(format_duration(std::chrono::duration_cast<std::chrono::nanoseconds>(d))));
   }
 
  private:
@@ -141,7 +142,7 @@ class Pipeline {
   Pipeline& retry(const RetrySpec& r);
   Pipeline& restart(const RestartSpec& r);
   Pipeline& timeout(std::chrono::nanoseconds t);
-  Pipeline& spares(std::uint32_t n);             // pre-forked replacement workers (default 1)
+  Pipeline& spares(std::uint32_t n);                // pre-forked replacement workers (default 1)
   Pipeline& metrics_listen(std::string host_port);  // serve /metrics while running
 
   // Appends (flattening); pipeline-wide settings already set here win over `rest`'s.
@@ -171,8 +172,7 @@ Pipeline operator>>(Pipeline lhs, const Pipeline& rhs);
 
 // A lambda or function as a transform; shapes and codecs: rivus/runtime/function_stage.h.
 template <class F, class... Codecs>
-  requires(!std::same_as<std::remove_cvref_t<F>, StageInfo>)
-Step stage(F fn, Codecs... codecs) {
+requires(!std::same_as<std::remove_cvref_t<F>, StageInfo>) Step stage(F fn, Codecs... codecs) {
   return Step(function_stage_info("", "function stage defined in code", std::move(fn),
                                   std::move(codecs)...),
               "fn");
@@ -188,8 +188,7 @@ Step filter(P pred, Codecs... codecs) {
 
 // A Stage class as a transform (S is default-constructed in each worker).
 template <class S>
-  requires std::derived_from<S, Stage>
-Step stage() {
+requires std::derived_from<S, Stage> Step stage() {
   StageInfo info;
   info.summary = "stage class defined in code";
   info.make_stage = [] { return std::unique_ptr<Stage>(std::make_unique<S>()); };
@@ -198,8 +197,7 @@ Step stage() {
 
 // A Stage class as a sink (1 worker unless you set more and the class allows it).
 template <class S>
-  requires std::derived_from<S, Stage>
-Step sink() {
+requires std::derived_from<S, Stage> Step sink() {
   StageInfo info;
   info.role = StageRole::kSink;
   info.summary = "sink class defined in code";
@@ -209,8 +207,7 @@ Step sink() {
 
 // A Source class as the pipeline's source.
 template <class S>
-  requires std::derived_from<S, Source>
-Step source() {
+requires std::derived_from<S, Source> Step source() {
   StageInfo info;
   info.role = StageRole::kSource;
   info.summary = "source class defined in code";

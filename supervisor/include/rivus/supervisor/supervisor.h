@@ -48,12 +48,12 @@ void print_report_summary(const nlohmann::json& report, std::FILE* out);
 std::string segment_name(const std::string& pipeline, int pid);
 
 struct SegmentInfo {
-  std::string name;       // shm name
+  std::string name;  // shm name
   std::string pipeline;
-  int pid = 0;            // supervisor
-  bool live = false;      // the supervisor is alive (same pid and start time)
-  bool valid = false;     // attach succeeded
-  std::string problem;    // why not valid
+  int pid = 0;          // supervisor
+  bool live = false;    // the supervisor is alive (same pid and start time)
+  bool valid = false;   // attach succeeded
+  std::string problem;  // why not valid
   std::int64_t created_unix_ns = 0;
   std::uint32_t run_state = 0;
 };

@@ -19,10 +19,10 @@ struct DeadLetter {
   std::uint32_t worker = 0;
   std::uint64_t seq = 0;
   std::string_view record;
-  std::string reason;       // "error", "crash", "timeout", "too-large"
-  std::string error;        // exception text, or a description of the crash
-  int signal = 0;           // signal that killed the worker (crash), else 0
-  int exit_code = -1;       // exit code of the worker (crash without signal), else -1
+  std::string reason;  // "error", "crash", "timeout", "too-large"
+  std::string error;   // exception text, or a description of the crash
+  int signal = 0;      // signal that killed the worker (crash), else 0
+  int exit_code = -1;  // exit code of the worker (crash without signal), else -1
   std::uint32_t attempts = 0;
 };
 

@@ -27,7 +27,7 @@ inline constexpr int kExitAborted = 77;      // the run was aborted
 
 struct WorkerPlan {
   std::string pipeline;
-  std::uint32_t slot = 0;            // index in the worker table
+  std::uint32_t slot = 0;  // index in the worker table
   std::uint32_t stage_index = 0;
   std::uint32_t index_in_stage = 0;
   const StageSpec* stage = nullptr;
