@@ -17,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "rivus/base/clock.h"
 #include "rivus/shm/atomic.h"
 #include "rivus/shm/layout.h"
 #include "rivus/shm/segment.h"
@@ -39,12 +40,12 @@ void BM_Metrics_LatencyHistogram(benchmark::State& state) {
   // wait in rings of 1 MiB), spread over `spread` ns.
   std::mt19937_64 rng(42);
   std::vector<std::int64_t> times(n);
-  const std::int64_t now0 = rivus::shm::realtime_ns();
+  const std::int64_t now0 = rivus::base::realtime_ns();
   for (auto& t : times) {
     t = now0 - static_cast<std::int64_t>(1'100'000 + (spread ? rng() % spread : 0));
   }
   for (auto _ : state) {
-    const std::int64_t now = rivus::shm::realtime_ns();  // once per batch, as the sink does
+    const std::int64_t now = rivus::base::realtime_ns();  // once per batch, as the sink does
     for (std::int64_t t : times)
       histogram_add(slot.latency_ns,
                     static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - t)));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Metrics benchmarks (issue 5; figures in docs/benchmarks.md, section "Metrics").
+# Metrics benchmarks (figures in docs/benchmarks.md, section "Metrics").
 #
 #   bench/metrics_benchmark.sh                # both parts
 #   ONLY=stat bench/metrics_benchmark.sh      # how fast `rivus stat` answers on 16 workers

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash isolation benchmarks (issue 4), on the FNV workload of ../shared/BENCHMARKS.md.
+# Crash isolation benchmarks, on the FNV workload of ../shared/BENCHMARKS.md.
 #
 #   bench/compare/crash.sh
 #

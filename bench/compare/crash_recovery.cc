@@ -1,4 +1,4 @@
-// Crash-to-replacement-running time of a `rivus run` worker (issue 4's benchmark).
+// Crash-to-replacement-running time of a `rivus run` worker.
 //
 //   crash_recovery [--rivus PATH] [--samples 200] [--workers 2] [--rounds 1000]
 //                  [--interval-ms 20] [--deadline-ms 2000] [--poll sleep|spin] [--raw FILE]
@@ -49,6 +49,7 @@
 #include <thread>
 #include <vector>
 
+#include "rivus/base/clock.h"
 #include "rivus/shm/atomic.h"
 #include "rivus/shm/layout.h"
 #include "rivus/shm/segment.h"
@@ -80,7 +81,7 @@ struct Options {
   std::exit(1);
 }
 
-std::int64_t now_ns() { return rivus::shm::monotonic_ns(); }
+std::int64_t now_ns() { return rivus::base::monotonic_ns(); }
 
 void pause_poll(bool spin, bool lazy = false) {
   if (spin) return;

@@ -30,7 +30,7 @@
 #include <string>
 #include <thread>
 
-#include "rivus/runtime/builtin.h"
+#include "builtin.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rivus beside its peers on the standard workloads of ../shared/BENCHMARKS.md (issue 3).
+# Rivus beside its peers on the standard workloads of ../shared/BENCHMARKS.md.
 #
 #   bench/compare/run.sh            # everything, 5 rounds
 #   REPS=7 bench/compare/run.sh     # more rounds

@@ -1,5 +1,5 @@
 // The first stage of docs/embedding.md: upper-case every line of a file with two workers.
-#include <rivus/rivus.h>
+#include <rivus/embed/pipeline.h>
 
 #include <cctype>
 #include <cstdio>

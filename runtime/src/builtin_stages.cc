@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "rivus/runtime/builtin.h"
+#include "builtin.h"
 #include "rivus/runtime/stage.h"
 
 namespace rivus {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "rivus/runtime/builtin.h"
+#include "builtin.h"
 #include "rivus/runtime/stage.h"
 
 extern char** environ;

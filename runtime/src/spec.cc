@@ -24,6 +24,8 @@
 #include <string_view>
 #include <utility>
 
+#include "rivus/shm/layout.h"
+
 namespace rivus {
 
 std::string SourceLocation::to_string() const {
@@ -33,24 +35,21 @@ std::string SourceLocation::to_string() const {
 
 namespace {
 
+using std::chrono::nanoseconds;
 using YAML::Node;
 
-#define RIVUS_RETURN_IF_ERROR(expr)                \
-  do {                                             \
-    Status rivus_status_ = (expr);                 \
-    if (!rivus_status_.ok()) return rivus_status_; \
-  } while (0)
-
-constexpr std::uint64_t kMinRingCapacity = 4ULL << 10;
-constexpr std::uint64_t kMaxRingCapacity = 1ULL << 30;
+// What the segment can hold (layout.h) bounds what a spec may ask for.
+constexpr std::uint64_t kMinRingCapacity = shm::kMinRingCapacity;
+constexpr std::uint64_t kMaxRingCapacity = shm::kMaxRingCapacity;
+constexpr std::size_t kMaxNameLength = shm::kNameSize - 1;  // the stage table keeps a NUL
+static_assert(kMaxNameLength < shm::kPipelineNameSize);
 constexpr std::int64_t kMaxWorkers = 256;
 constexpr std::int64_t kMaxSpares = 16;
-constexpr std::size_t kMaxNameLength = 48;
 constexpr std::uint64_t kMinBatchBytes = 64;
 constexpr std::uint64_t kMinMemoryLimit = 1ULL << 20;
 constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
-constexpr const char* kNameRule = "1 to 48 characters from A-Z a-z 0-9 _ . -";
+constexpr const char* kNameRule = "1 to 47 characters from A-Z a-z 0-9 _ . -";
 
 // Keys of each mapping, in the order messages list them.
 const std::vector<std::string> kPipelineKeys = {
@@ -1026,8 +1025,6 @@ Status SpecParser::parse_key_by(const Entry& e, const std::string& stage, KeyByS
   }
   return Status::Ok();
 }
-
-#undef RIVUS_RETURN_IF_ERROR
 
 }  // namespace
 

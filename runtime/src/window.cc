@@ -1,4 +1,4 @@
-#include "rivus/runtime/window.h"
+#include "window.h"
 
 #include <algorithm>
 #include <charconv>

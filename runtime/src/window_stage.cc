@@ -8,9 +8,9 @@
 #include <cstring>
 #include <optional>
 
-#include "rivus/runtime/builtin.h"
-#include "rivus/runtime/window.h"
-#include "rivus/shm/segment.h"
+#include "builtin.h"
+#include "rivus/base/clock.h"
+#include "window.h"
 
 namespace rivus {
 namespace {
@@ -39,7 +39,7 @@ class WindowStage final : public Stage {
     return Status::Ok();
   }
   void process(const Batch& batch, Emitter& out) override {
-    const std::int64_t now = shm::realtime_ns();
+    const std::int64_t now = base::realtime_ns();
     for (const Record& r : batch) {
       if (!op_->add(r, now, closed_) && !late_path_.empty()) write_late(r);
     }
@@ -96,7 +96,7 @@ class BatchStage final : public Stage {
     return Status::Ok();
   }
   void process(const Batch& batch, Emitter& out) override {
-    const std::int64_t now = shm::realtime_ns();
+    const std::int64_t now = base::realtime_ns();
     WindowResult w;
     for (const Record& r : batch) {
       if (batcher_->add(r, now, &w)) emit_result(w, w.value, out);

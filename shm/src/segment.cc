@@ -15,6 +15,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "rivus/base/clock.h"
+#include "rivus/base/process.h"
 #include "rivus/shm/atomic.h"
 
 namespace rivus::shm {
@@ -32,41 +34,6 @@ bool is_pow2(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 std::string fmt_u64(std::uint64_t v) { return std::to_string(v); }
 
 }  // namespace
-
-std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::int64_t realtime_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::uint64_t process_start_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  std::string field;
-  // Fields 3..22; starttime is field 22, i.e. the 20th after the name.
-  for (int i = 3; i <= 22; ++i) {
-    if (!(rest >> field)) return 0;
-  }
-  return std::strtoull(field.c_str(), nullptr, 10);
-}
-
-bool process_matches(pid_t pid, std::uint64_t start_ticks) {
-  if (pid <= 0) return false;
-  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
-  const std::uint64_t now = process_start_ticks(pid);
-  return now != 0 && now == start_ticks;
-}
 
 Status Segment::validate(const void* base_ptr, std::size_t size) {
   const auto* base = static_cast<const std::byte*>(base_ptr);
@@ -139,7 +106,7 @@ Status Segment::validate(const void* base_ptr, std::size_t size) {
     const std::string what = "ring " + std::to_string(i);
     if (!is_pow2(r.capacity) || r.capacity < kMinRingCapacity || r.capacity > kMaxRingCapacity) {
       return Status::Corrupt(what + ": capacity " + fmt_u64(r.capacity) +
-                             " is not a power of two in [4 KiB, 4 GiB]");
+                             " is not a power of two in [4 KiB, 1 GiB]");
     }
     if (r.data_offset < data.offset || r.data_offset > data.offset + data.size ||
         r.capacity > data.offset + data.size - r.data_offset) {
@@ -160,7 +127,7 @@ Result<Segment> Segment::create(const std::string& name, const SegmentPlan& plan
   for (const auto& r : plan.rings) {
     if (!is_pow2(r.capacity) || r.capacity < kMinRingCapacity || r.capacity > kMaxRingCapacity) {
       return Status::InvalidArgument("ring capacity " + fmt_u64(r.capacity) +
-                                     " must be a power of two between 4 KiB and 4 GiB");
+                                     " must be a power of two between 4 KiB and 1 GiB");
     }
     if (r.producer_worker >= plan.worker_count || r.consumer_worker >= plan.worker_count) {
       return Status::InvalidArgument("ring endpoint outside the worker table");
@@ -231,9 +198,9 @@ Result<Segment> Segment::create(const std::string& name, const SegmentPlan& plan
   h.segment_size = total;
   h.creator_pid = getpid();
   h.section_count = kSectionCount;
-  h.creator_start_ticks = process_start_ticks(getpid());
-  h.created_unix_ns = realtime_ns();
-  h.created_mono_ns = monotonic_ns();
+  h.creator_start_ticks = base::process_start_ticks(getpid());
+  h.created_unix_ns = base::realtime_ns();
+  h.created_mono_ns = base::monotonic_ns();
   std::strncpy(h.pipeline_name, plan.pipeline_name.c_str(), kPipelineNameSize - 1);
   for (std::uint32_t k = 0; k < kSectionCount; ++k) h.sections[k] = sec[k];
   std::uint64_t data_off = sec[static_cast<int>(SectionKind::kRingData)].offset;

@@ -14,22 +14,15 @@
 #include <boost/process/extend.hpp>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <system_error>
 
+#include "rivus/base/process.h"
 #include "rivus/runtime/stage.h"
 
-namespace rivus::detail {
+namespace rivus::supervisor {
 namespace {
 
 namespace bp = boost::process;
-
-std::uint64_t vm_bytes() {
-  std::ifstream in("/proc/self/statm");
-  std::uint64_t pages = 0;
-  in >> pages;
-  return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-}
 
 // What `external` would be in-process: nothing. The supervisor never forks it (it starts the
 // program instead); this only stops a misuse of run_worker() with a clear message.
@@ -44,7 +37,7 @@ class NotInProcess final : public Stage {
 
 }  // namespace
 
-pid_t spawn_external(const shm::Segment& seg, const worker::WorkerPlan& plan, std::string* error) {
+Result<pid_t> spawn_external(const shm::Segment& seg, const worker::WorkerPlan& plan) {
   const StageSpec& st = *plan.stage;
   const std::string program = st.with.get_string("program");
   std::vector<std::string> args = st.with.get_list("args");
@@ -58,7 +51,8 @@ pid_t spawn_external(const shm::Segment& seg, const worker::WorkerPlan& plan, st
 
   // Everything the child needs is computed here: between fork and exec only system calls.
   const pid_t supervisor = getpid();
-  const rlim_t memory_cap = st.limits.memory > 0 ? vm_bytes() + st.limits.memory : 0;
+  const rlim_t memory_cap =
+      st.limits.memory > 0 ? base::address_space_bytes() + st.limits.memory : 0;
   const auto setup = [supervisor, memory_cap](auto& /*executor*/) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != supervisor) _exit(worker::kExitAborted);  // the supervisor died first
@@ -80,22 +74,22 @@ pid_t spawn_external(const shm::Segment& seg, const worker::WorkerPlan& plan, st
   bp::child child(bp::exe = program, bp::args = args, bp::env = env, ec,
                   bp::extend::on_exec_setup = setup);
   if (ec || !child.valid()) {
-    *error = "cannot start external worker " + st.name + "#" + std::to_string(plan.index_in_stage) +
-             " (" + program + "): " + ec.message();
-    return -1;
+    return Status(StatusCode::kIoError, "cannot start external worker " + st.name + "#" +
+                                            std::to_string(plan.index_in_stage) + " (" + program +
+                                            "): " + ec.message());
   }
   const pid_t pid = child.id();
   child.detach();  // the supervisor reaps it with waitpid(), like every worker
-  return pid;
+  return Result<pid_t>(pid);
 }
 
-}  // namespace rivus::detail
+}  // namespace rivus::supervisor
 
 // Registered with the supervisor library, which is what knows how to start it.
 RIVUS_REGISTER_STAGE(
     external,
     rivus::StageInfo{
-        .name = rivus::detail::kExternalStage,
+        .name = rivus::supervisor::kExternalStage,
         .role = rivus::StageRole::kTransform,
         .summary = "runs the stage in a separately built program linking rivus::worker "
                    "(docs/embedding.md)",
@@ -105,7 +99,8 @@ RIVUS_REGISTER_STAGE(
                     "arguments passed to the program"}},
         .make_stage =
             [] {
-              return std::unique_ptr<rivus::Stage>(std::make_unique<rivus::detail::NotInProcess>());
+              return std::unique_ptr<rivus::Stage>(
+                  std::make_unique<rivus::supervisor::NotInProcess>());
             },
         .check =
             [](const rivus::Params& p) {

@@ -19,7 +19,7 @@
 #define RIVUS_LIBEXEC_DIR "/usr/local/libexec"
 #endif
 
-namespace rivus::detail {
+namespace rivus::supervisor {
 namespace {
 
 constexpr auto kStartTimeout = std::chrono::seconds(5);
@@ -79,27 +79,27 @@ std::string find_helper(std::string* looked) {
 
 }  // namespace
 
-pid_t start_metrics_server(const std::string& segment_name, const std::string& listen,
-                           std::string* error) {
+Result<pid_t> start_metrics_server(const std::string& segment_name, const std::string& listen) {
+  const auto failure = [](std::string message) {
+    return Status(StatusCode::kIoError, std::move(message));
+  };
   std::string looked;
   const std::string helper = find_helper(&looked);
   if (helper.empty()) {
-    *error = std::string("metrics server: cannot find ") + kMetricsServerName + " (looked at " +
-             looked + "; set RIVUS_METRICS_SERVER to its path)";
-    return -1;
+    return failure(std::string("metrics server: cannot find ") + kMetricsServerName +
+                   " (looked at " + looked + "; set RIVUS_METRICS_SERVER to its path)");
   }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    *error = std::string("metrics server: pipe: ") + std::strerror(errno);
-    return -1;
+    return failure(std::string("metrics server: pipe: ") + std::strerror(errno));
   }
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
-    *error = std::string("metrics server: fork: ") + std::strerror(errno);
+    const int err = errno;
     close(fds[0]);
     close(fds[1]);
-    return -1;
+    return failure(std::string("metrics server: fork: ") + std::strerror(err));
   }
   if (pid == 0) {
     close(fds[0]);
@@ -124,12 +124,12 @@ pid_t start_metrics_server(const std::string& segment_name, const std::string& l
   }
   close(fds[0]);
   if (const auto nl = reply.find('\n'); nl != std::string::npos) reply.resize(nl);
-  if (reply == "ok") return pid;
-  *error = reply.empty() ? std::string("metrics server: ") + helper + " did not start within " +
-                               std::to_string(kStartTimeout.count()) + "s"
-                         : reply;
+  if (reply == "ok") return Result<pid_t>(pid);
   stop_metrics_server(pid);
-  return -1;
+  return failure(reply.empty()
+                     ? std::string("metrics server: ") + helper + " did not start within " +
+                           std::to_string(kStartTimeout.count()) + "s"
+                     : reply);
 }
 
 void stop_metrics_server(pid_t pid) {
@@ -147,4 +147,4 @@ void stop_metrics_server(pid_t pid) {
   waitpid(pid, nullptr, 0);
 }
 
-}  // namespace rivus::detail
+}  // namespace rivus::supervisor

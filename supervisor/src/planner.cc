@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace rivus::detail {
+namespace rivus::supervisor {
 
 Plan make_plan(const PipelineSpec& spec) {
   Plan plan;
@@ -60,4 +60,4 @@ Plan make_plan(const PipelineSpec& spec) {
   return plan;
 }
 
-}  // namespace rivus::detail
+}  // namespace rivus::supervisor

@@ -7,7 +7,7 @@
 #include "rivus/shm/segment.h"
 #include "rivus/worker/worker.h"
 
-namespace rivus::detail {
+namespace rivus::supervisor {
 
 struct Plan {
   shm::SegmentPlan segment;
@@ -20,4 +20,4 @@ struct Plan {
 // one producer and one consumer.
 Plan make_plan(const PipelineSpec& spec);
 
-}  // namespace rivus::detail
+}  // namespace rivus::supervisor

@@ -13,6 +13,7 @@
 
 #include "rivus/runtime/params.h"
 #include "rivus/runtime/stage.h"
+#include "rivus/shm/layout.h"
 
 namespace rivus {
 namespace {
@@ -573,9 +574,20 @@ TEST_F(SpecTest, StageCheckFailureCarriesTheLocation) {
 TEST_F(SpecTest, PipelineNameIsRequiredAndChecked) {
   expect_invalid("stages: []\n", "p.yaml:1:1:", "the pipeline has no name");
   expect_invalid("name: my pipeline\n" + three_stages().substr(8),
-                 "p.yaml:1:7:", "name is 'my pipeline'; expected 1 to 48 characters");
-  expect_invalid("name: " + std::string(49, 'a') + "\n" + three_stages().substr(8),
-                 "p.yaml:1:7:", "expected 1 to 48 characters");
+                 "p.yaml:1:7:", "name is 'my pipeline'; expected 1 to 47 characters");
+  expect_invalid("name: " + std::string(48, 'a') + "\n" + three_stages().substr(8),
+                 "p.yaml:1:7:", "expected 1 to 47 characters");
+  EXPECT_TRUE(parse("name: " + std::string(47, 'a') + "\n" + three_stages().substr(8)).ok());
+}
+
+// A stage's name is stored in the segment's stage table (48 bytes with its NUL): a 48-character
+// name used to pass the spec and be cut to 47 in `rivus stat`, /metrics and the report.
+TEST_F(SpecTest, StageNameLimitIsWhatTheStageTableHolds) {
+  const std::string longest(shm::kNameSize - 1, 'h');
+  EXPECT_TRUE(
+      parse(std::string(kHead) + kNumbers + "  - {name: " + longest + ", use: t}\n" + kOut).ok());
+  expect_invalid(std::string(kHead) + kNumbers + "  - {name: " + longest + "x, use: t}\n" + kOut,
+                 "p.yaml:6:12:", "expected 1 to 47 characters");
 }
 
 TEST_F(SpecTest, StageNeedsANameAndAUse) {
@@ -584,7 +596,7 @@ TEST_F(SpecTest, StageNeedsANameAndAUse) {
   expect_invalid(std::string(kHead) + kNumbers + "  - name: hash\n" + kOut,
                  "p.yaml:6:5:", "stage 'hash' has no use");
   expect_invalid(std::string(kHead) + kNumbers + "  - {name: a/b, use: t}\n" + kOut,
-                 "p.yaml:6:12:", "stages[1].name is 'a/b'; expected 1 to 48 characters");
+                 "p.yaml:6:12:", "stages[1].name is 'a/b'; expected 1 to 47 characters");
 }
 
 TEST_F(SpecTest, OutOfRangeSettingsAreErrors) {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "rivus/runtime/builtin.h"
+#include "builtin.h"
 #include "rivus/runtime/stage.h"
 
 namespace rivus {

@@ -1,5 +1,5 @@
 // Window and batch semantics, driven with an explicit test clock (no sleeping).
-#include "rivus/runtime/window.h"
+#include "window.h"
 
 #include <gtest/gtest.h>
 

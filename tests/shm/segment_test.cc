@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "rivus/base/process.h"
 #include "rivus/shm/atomic.h"
 #include "test_segment.h"
 
@@ -248,11 +249,11 @@ TEST(SegmentAttachTest, RefusesRandomBytesWithoutCrashing) {
 }
 
 TEST(ProcessIdentityTest, MatchesOnlyTheSameProcess) {
-  const auto ticks = process_start_ticks(getpid());
+  const auto ticks = base::process_start_ticks(getpid());
   EXPECT_GT(ticks, 0u);
-  EXPECT_TRUE(process_matches(getpid(), ticks));
-  EXPECT_FALSE(process_matches(getpid(), ticks + 1));
-  EXPECT_FALSE(process_matches(0, ticks));
+  EXPECT_TRUE(base::process_matches(getpid(), ticks));
+  EXPECT_FALSE(base::process_matches(getpid(), ticks + 1));
+  EXPECT_FALSE(base::process_matches(0, ticks));
 }
 
 }  // namespace

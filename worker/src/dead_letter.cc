@@ -8,7 +8,23 @@
 #include <cstring>
 #include <ctime>
 
+#include "rivus/base/process.h"
+
 namespace rivus::worker {
+
+const char* dead_letter_reason_name(DeadLetterReason r) noexcept {
+  switch (r) {
+    case DeadLetterReason::kError:
+      return "error";
+    case DeadLetterReason::kCrash:
+      return "crash";
+    case DeadLetterReason::kTimeout:
+      return "timeout";
+    case DeadLetterReason::kTooLarge:
+      return "too-large";
+  }
+  return "unknown";
+}
 
 std::string json_bytes(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -66,12 +82,11 @@ std::string to_json_line(const DeadLetter& d) {
   s += ",\"stage\":" + text(d.stage);
   s += ",\"worker\":" + std::to_string(d.worker);
   s += ",\"seq\":" + std::to_string(d.seq);
-  s += ",\"reason\":" + text(d.reason);
+  s += ",\"reason\":" + text(dead_letter_reason_name(d.reason));
   s += ",\"error\":" + text(d.error);
   if (d.signal != 0) {
     s += ",\"signal\":" + std::to_string(d.signal);
-    const char* abbrev = sigabbrev_np(d.signal);
-    s += ",\"signal_name\":" + text(abbrev ? std::string("SIG") + abbrev : "?");
+    s += ",\"signal_name\":" + text(base::signal_name(d.signal));
   } else {
     s += ",\"signal\":null";
   }

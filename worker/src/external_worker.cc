@@ -1,5 +1,4 @@
 // External workers: the plan's JSON encoding and the main of an external worker program.
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -8,6 +7,8 @@
 #include <new>
 #include <nlohmann/json.hpp>
 
+#include "rivus/base/log.h"
+#include "rivus/runtime/spec_json.h"
 #include "rivus/shm/segment.h"
 #include "rivus/worker/external.h"
 
@@ -16,85 +17,22 @@ namespace {
 
 using json = nlohmann::json;
 
-json params_json(const Params& p) {
-  json out = json::object();
-  for (const auto& [name, value] : p.values()) {
-    std::visit([&, &n = name](const auto& v) { out[n] = v; }, value);
-  }
-  return out;
-}
-
-Params params_from(const json& j) {
-  Params p;
-  for (const auto& [name, v] : j.items()) {
-    if (v.is_boolean()) {
-      p.set(name, v.get<bool>());
-    } else if (v.is_number_integer()) {
-      p.set(name, v.get<std::int64_t>());
-    } else if (v.is_number()) {
-      p.set(name, v.get<double>());
-    } else if (v.is_string()) {
-      p.set(name, v.get<std::string>());
-    } else if (v.is_array()) {
-      p.set(name, v.get<std::vector<std::string>>());
-    }
-  }
-  return p;
-}
-
-json key_by_json(const KeyBySpec& k) {
-  return {{"kind", static_cast<int>(k.kind)},
-          {"field", k.field},
-          {"separator", static_cast<int>(static_cast<unsigned char>(k.separator))}};
-}
-
-KeyBySpec key_by_from(const json& j) {
-  KeyBySpec k;
-  k.kind = static_cast<KeyByKind>(j.at("kind").get<int>());
-  k.field = j.at("field").get<std::uint32_t>();
-  k.separator = static_cast<char>(j.at("separator").get<int>());
-  return k;
-}
-
 }  // namespace
 
 std::string encode_plan(const WorkerPlan& plan) {
-  const StageSpec& s = *plan.stage;
-  json stage = {
-      {"name", s.name},
-      {"use", s.use},
-      {"with", params_json(s.with)},
-      {"workers", s.workers},
-      {"batch",
-       {{"records", s.batch.records},
-        {"bytes", s.batch.bytes},
-        {"linger_ns", s.batch.linger.count()}}},
-      {"key_by", key_by_json(s.key_by)},
-      {"ordered", s.ordered},
-      {"timeout_ns", s.timeout.count()},
-      {"limits", {{"memory", s.limits.memory}, {"cpu_ns", s.limits.cpu.count()}}},
-      {"retry",
-       {{"max_retries", s.retry.max_retries},
-        {"delay_ns", s.retry.delay.count()},
-        {"backoff", s.retry.backoff}}},
-      {"restart",
-       {{"max_restarts", s.restart.max_restarts},
-        {"window_ns", s.restart.window.count()},
-        {"backoff_ns", s.restart.backoff.count()}}},
-  };
-  json j = {{"version", kPlanVersion},
-            {"pipeline", plan.pipeline},
-            {"slot", plan.slot},
-            {"stage_index", plan.stage_index},
-            {"index_in_stage", plan.index_in_stage},
-            {"inputs", plan.inputs},
-            {"outputs", plan.outputs},
-            {"route", key_by_json(plan.route)},
-            {"route_batch", plan.route_batch},
-            {"merge_in_order", plan.merge_in_order},
-            {"publish_watermarks", plan.publish_watermarks},
-            {"dead_letter_path", plan.dead_letter_path},
-            {"stage", std::move(stage)}};
+  const json j = {{"version", kPlanVersion},
+                  {"pipeline", plan.pipeline},
+                  {"slot", plan.slot},
+                  {"stage_index", plan.stage_index},
+                  {"index_in_stage", plan.index_in_stage},
+                  {"inputs", plan.inputs},
+                  {"outputs", plan.outputs},
+                  {"route", json::parse(key_by_json(plan.route))},
+                  {"route_batch", plan.route_batch},
+                  {"merge_in_order", plan.merge_in_order},
+                  {"publish_watermarks", plan.publish_watermarks},
+                  {"dead_letter_path", plan.dead_letter_path},
+                  {"stage", json::parse(stage_json(*plan.stage))}};
   return j.dump();
 }
 
@@ -109,31 +47,12 @@ Result<std::unique_ptr<ExternalPlan>> decode_plan(std::string_view text, StageIn
                                      std::to_string(kPlanVersion) +
                                      " (rebuild it against the same Rivus as the supervisor)");
     }
-    const json& s = j.at("stage");
-    StageSpec& st = out->stage;
-    st.name = s.at("name").get<std::string>();
-    st.use = s.at("use").get<std::string>();
-    st.with = params_from(s.at("with"));
-    st.workers = s.at("workers").get<std::uint32_t>();
-    st.batch.records = s.at("batch").at("records").get<std::uint32_t>();
-    st.batch.bytes = s.at("batch").at("bytes").get<std::uint64_t>();
-    st.batch.linger = nanoseconds(s.at("batch").at("linger_ns").get<std::int64_t>());
-    st.key_by = key_by_from(s.at("key_by"));
-    st.ordered = s.at("ordered").get<bool>();
-    st.timeout = nanoseconds(s.at("timeout_ns").get<std::int64_t>());
-    st.limits.memory = s.at("limits").at("memory").get<std::uint64_t>();
-    st.limits.cpu = nanoseconds(s.at("limits").at("cpu_ns").get<std::int64_t>());
-    st.retry.max_retries = s.at("retry").at("max_retries").get<std::uint32_t>();
-    st.retry.delay = nanoseconds(s.at("retry").at("delay_ns").get<std::int64_t>());
-    st.retry.backoff = s.at("retry").at("backoff").get<double>();
-    st.restart.max_restarts = s.at("restart").at("max_restarts").get<std::uint32_t>();
-    st.restart.window = nanoseconds(s.at("restart").at("window_ns").get<std::int64_t>());
-    st.restart.backoff = nanoseconds(s.at("restart").at("backoff_ns").get<std::int64_t>());
-
+    Result<StageSpec> stage = stage_from_json(j.at("stage").dump(), &out->info);
+    if (!stage.ok()) return stage.status().with_context("cannot read the worker plan");
+    out->stage = std::move(stage).value();
     out->info = std::move(info);
-    out->info.name = st.use;
+    out->info.name = out->stage.use;
     out->info.role = StageRole::kTransform;
-    st.info = &out->info;
 
     WorkerPlan& p = out->plan;
     p.pipeline = j.at("pipeline").get<std::string>();
@@ -143,8 +62,10 @@ Result<std::unique_ptr<ExternalPlan>> decode_plan(std::string_view text, StageIn
     p.stage = &out->stage;
     p.inputs = j.at("inputs").get<std::vector<std::uint32_t>>();
     p.outputs = j.at("outputs").get<std::vector<std::uint32_t>>();
-    p.route = key_by_from(j.at("route"));
-    p.route_batch = j.value("route_batch", 1024u);
+    Result<KeyBySpec> route = key_by_from_json(j.at("route").dump());
+    if (!route.ok()) return route.status().with_context("cannot read the worker plan");
+    p.route = route.value();
+    p.route_batch = j.at("route_batch").get<std::uint32_t>();
     p.merge_in_order = j.at("merge_in_order").get<bool>();
     p.publish_watermarks = j.at("publish_watermarks").get<bool>();
     p.dead_letter_path = j.at("dead_letter_path").get<std::string>();
@@ -207,7 +128,7 @@ int external_main(int argc, char** argv, std::function<std::unique_ptr<Stage>()>
   } catch (...) {
     code = kExitFatal;
   }
-  spdlog::shutdown();
+  base::shutdown_logging();
   std::fflush(nullptr);
   return code;
 }

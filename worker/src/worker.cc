@@ -1,6 +1,5 @@
 #include "rivus/worker/worker.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -11,9 +10,13 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
 #include <thread>
 
+#include "rivus/base/clock.h"
+#include "rivus/base/log.h"
 #include "rivus/shm/atomic.h"
+#include "rivus/shm/commit.h"
 #include "rivus/shm/waiter.h"
 #include "rivus/worker/dead_letter.h"
 
@@ -95,7 +98,7 @@ class WorkerLoop {
   void process_gathered();
   void process_one_by_one(std::size_t from);
   void run_stage_call(std::size_t first, std::size_t count);
-  void write_dead_letter(const Record& r, const std::string& reason, const std::string& error,
+  void write_dead_letter(const Record& r, DeadLetterReason reason, const std::string& error,
                          std::uint32_t attempts);
   void commit(bool final);
   std::uint64_t input_watermark();
@@ -108,7 +111,7 @@ class WorkerLoop {
   void write_output(const Record& r);
   void wait_for_space(SpscRing::Producer& p, std::uint64_t need);
   void wait_for_input(Clock::time_point deadline);
-  void heartbeat() { store_relaxed(slot_.counters.heartbeat_ns, shm::monotonic_ns()); }
+  void heartbeat() { store_relaxed(slot_.counters.heartbeat_ns, base::monotonic_ns()); }
   void apply_cpu_limit();
 
   const shm::Segment& seg_;
@@ -117,6 +120,7 @@ class WorkerLoop {
   shm::WorkerSlot& slot_;
   shm::StageEntry& stage_entry_;
   std::shared_ptr<spdlog::logger> log_;
+  std::optional<shm::CommitWriter> committer_;  // made in open(), once the resume point is known
   OutputEmitter emitter_;
   StageContext ctx_;
   std::unique_ptr<Stage> stage_;
@@ -130,7 +134,6 @@ class WorkerLoop {
   std::size_t next_input_ = 0;        // round-robin start for unordered gathering
   std::size_t current_out_ = 0;       // output ring for this batch (round-robin)
   std::uint64_t next_seq_ = 0;        // sources: seq of the next record
-  std::uint64_t last_watermark_ = 0;
   std::uint64_t uncommitted_records_ = 0;
   std::uint64_t uncommitted_bytes_ = 0;
   Clock::time_point first_uncommitted_{};
@@ -181,8 +184,8 @@ Status WorkerLoop::open() {
   if (!out_.empty()) {
     const std::uint64_t w = load_relaxed(out_[0].descriptor()->watermark);
     next_seq_ = w == shm::kEndOfStream ? 0 : w;
-    last_watermark_ = next_seq_;
   }
+  committer_.emplace(slot_, next_seq_);
   careful_budget_ = load_relaxed(slot_.careful_budget);
   careful_ = careful_budget_ > 0;
 
@@ -202,14 +205,12 @@ Status WorkerLoop::open() {
 }
 
 int WorkerLoop::run() {
-  log_ =
-      spdlog::stderr_color_mt("worker " + spec_.name + "#" + std::to_string(plan_.index_in_stage));
-  log_->set_pattern("[%H:%M:%S.%e] [%n] [pid %P] %^%l%$: %v");
+  log_ = base::logger("worker " + spec_.name + "#" + std::to_string(plan_.index_in_stage));
   try {
     if (Status s = open(); !s.ok()) {
       return fatal("stage '" + spec_.name + "' cannot start: " + s.message());
     }
-    store_relaxed(slot_.running_mono_ns, shm::monotonic_ns());
+    store_relaxed(slot_.running_mono_ns, base::monotonic_ns());
     store_release(slot_.state, shm::WorkerState::kRunning);
     const int code = is_source() ? run_source() : run_stage();
     if (source_) source_->close();
@@ -234,9 +235,9 @@ int WorkerLoop::run_source() {
     if (aborted()) return kExitAborted;
     if (run_state() == shm::RunState::kDraining) break;  // asked to stop: close the stream
     choose_output_for_batch();
-    batch_now_ = shm::realtime_ns();
+    batch_now_ = base::realtime_ns();
     const auto t0 = Clock::now();
-    store_relaxed(slot_.batch_started_ns, shm::monotonic_ns());
+    store_relaxed(slot_.batch_started_ns, base::monotonic_ns());
     apply_cpu_limit();
     const bool more = source_->produce(emitter_, per_batch);
     store_relaxed(slot_.batch_started_ns, 0);
@@ -265,7 +266,7 @@ bool WorkerLoop::outputs_pending() const {
 Clock::time_point WorkerLoop::run_timer() {
   const std::int64_t due = stage_->next_deadline_ns();
   if (due == 0) return Clock::time_point::max();
-  const std::int64_t now = shm::realtime_ns();
+  const std::int64_t now = base::realtime_ns();
   if (now >= due) {
     const auto t0 = Clock::now();
     stage_->on_time(now, emitter_);
@@ -275,7 +276,7 @@ Clock::time_point WorkerLoop::run_timer() {
     const std::int64_t next = stage_->next_deadline_ns();
     if (next == 0) return Clock::time_point::max();
     return Clock::now() +
-           std::chrono::nanoseconds(std::max<std::int64_t>(0, next - shm::realtime_ns()));
+           std::chrono::nanoseconds(std::max<std::int64_t>(0, next - base::realtime_ns()));
   }
   return Clock::now() + std::chrono::nanoseconds(due - now);
 }
@@ -308,7 +309,7 @@ int WorkerLoop::run_stage() {
       wait_for_input(std::min(timer, first_uncommitted_ + spec_.batch.linger));
       continue;
     }
-    if (plan_.publish_watermarks && input_watermark() > last_watermark_) {
+    if (plan_.publish_watermarks && input_watermark() > committer_->watermark()) {
       commit(false);  // nothing to send, but consumers merging by seq need the new watermark
       continue;
     }
@@ -394,7 +395,7 @@ void WorkerLoop::process_gathered() {
   if (is_sink()) {
     counter_add(slot_.counters.records_out, n);
     counter_add(slot_.counters.bytes_out, bytes);
-    const std::int64_t now = shm::realtime_ns();
+    const std::int64_t now = base::realtime_ns();
     for (const Record& r : batch_) {
       histogram_add(slot_.latency_ns,
                     static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - r.time_ns)));
@@ -429,7 +430,7 @@ void WorkerLoop::process_gathered() {
 void WorkerLoop::run_stage_call(std::size_t first, std::size_t count) {
   const auto t0 = Clock::now();
   store_relaxed(slot_.inflight_records, uncommitted_records_ + count);
-  store_relaxed(slot_.batch_started_ns, shm::monotonic_ns());
+  store_relaxed(slot_.batch_started_ns, base::monotonic_ns());
   apply_cpu_limit();
   struct Done {
     WorkerLoop& w;
@@ -471,8 +472,8 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
           continue;
         }
         counter_add(slot_.counters.errors, 1);
-        write_dead_letter(rec, "too-large", "the record's outputs exceed what an output ring holds",
-                          attempt + 1);
+        write_dead_letter(rec, DeadLetterReason::kTooLarge,
+                          "the record's outputs exceed what an output ring holds", attempt + 1);
         break;
       } catch (const std::bad_alloc&) {
         throw;
@@ -490,7 +491,7 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
           if (aborted()) throw Aborted{};
           continue;
         }
-        write_dead_letter(rec, "error", e.what(), attempt + 1);
+        write_dead_letter(rec, DeadLetterReason::kError, e.what(), attempt + 1);
         break;
       }
     }
@@ -509,7 +510,7 @@ void WorkerLoop::process_one_by_one(std::size_t from) {
   }
 }
 
-void WorkerLoop::write_dead_letter(const Record& r, const std::string& reason,
+void WorkerLoop::write_dead_letter(const Record& r, DeadLetterReason reason,
                                    const std::string& error, std::uint32_t attempts) {
   DeadLetter d;
   d.pipeline = plan_.pipeline;
@@ -556,66 +557,31 @@ std::uint64_t WorkerLoop::input_watermark() {
   return w;
 }
 
-// The commit protocol (docs/architecture.md): pending values first, then the intent marked
-// prepared (release), then the live values, then done. Each step is an absolute, idempotent
-// store, so the supervisor can finish a prepared commit for a worker that died half-way.
+// One commit (shm/commit.h): every record of the batch, the stage's position and its state
+// become final together, in a way the supervisor can finish if this process dies half-way.
 void WorkerLoop::commit(bool final) {
-  std::uint64_t position = 0;
+  shm::StageCommit stage = committer_->committed();
   if (source_) {
-    position = source_->position();
+    stage.position = source_->position();
   } else if (stage_) {
-    position = stage_->checkpoint();
+    stage.position = stage_->checkpoint();
   }
-  std::uint64_t w = final ? shm::kEndOfStream : (is_source() ? next_seq_ : input_watermark());
-  w = std::max(w, last_watermark_);
-  for (auto& p : out_) {
-    shm::RingDescriptor* d = p.descriptor();
-    store_relaxed(d->pending_tail, p.write_position());
-    store_relaxed(d->pending_watermark, w);
+  if (ctx_.state_capacity > 0 && stage_) {
+    // Double buffering: write the page the committed state is not in.
+    stage.state_page = (stage.state_page & 1u) ^ 1u;
+    stage.state_bytes = stage_->save_state(
+        std::span<std::byte>(seg_.state_page(plan_.slot, stage.state_page), ctx_.state_capacity));
   }
-  for (std::size_t i = 0; i < in_.size(); ++i) {
-    store_relaxed(in_[i].descriptor()->pending_head, processed_[i]);
-  }
+  const std::uint64_t w = final ? shm::kEndOfStream : (is_source() ? next_seq_ : input_watermark());
   counter_add(slot_.counters.records_out, records_out_);
   counter_add(slot_.counters.bytes_out, bytes_out_);
   records_out_ = 0;
   bytes_out_ = 0;
-  store_relaxed(slot_.pending_position, position);
-  if (ctx_.state_capacity > 0 && stage_) {
-    // Double buffering: write the page the committed state is not in.
-    const std::uint32_t page = (load_relaxed(slot_.state_page) & 1u) ^ 1u;
-    const std::size_t n = stage_->save_state(
-        std::span<std::byte>(seg_.state_page(plan_.slot, page), ctx_.state_capacity));
-    store_relaxed(slot_.pending_state_page, page);
-    store_relaxed(slot_.pending_state_bytes, n);
-  } else {
-    store_relaxed(slot_.pending_state_page, load_relaxed(slot_.state_page));
-    store_relaxed(slot_.pending_state_bytes, load_relaxed(slot_.state_bytes));
-  }
-  store_release(slot_.intent_state, shm::IntentState::kPrepared);
-
-  bool released_any = false;
-  for (std::size_t i = 0; i < in_.size(); ++i) {
-    if (processed_[i] != in_[i].released()) {
-      in_[i].release_to(processed_[i]);
-      released_any = true;
-    }
-  }
-  for (auto& p : out_) {
-    const bool data = p.unpublished_bytes() > 0;
-    if (data) p.publish();
-    if (data || w != last_watermark_) {
-      p.publish_watermark(w);
-      shm::notify(seg_.worker(p.descriptor()->consumer_worker).input_bell);
-    }
-  }
-  store_relaxed(slot_.position, position);
-  store_relaxed(slot_.state_page, load_relaxed(slot_.pending_state_page));
-  store_relaxed(slot_.state_bytes, load_relaxed(slot_.pending_state_bytes));
-  store_relaxed(slot_.intent_epoch, load_relaxed(slot_.intent_epoch) + 1);
-  store_release(slot_.intent_state, shm::IntentState::kDone);
-  last_watermark_ = w;
-  if (released_any) {
+  committer_->prepare(in_, processed_, out_, w, stage);
+  const bool released = committer_->apply(in_, processed_, out_, [&](std::size_t j) {
+    shm::notify(seg_.worker(out_[j].descriptor()->consumer_worker).input_bell);
+  });
+  if (released) {
     for (auto& c : in_) shm::notify(seg_.worker(c.descriptor()->producer_worker).space_bell);
   }
   uncommitted_records_ = 0;

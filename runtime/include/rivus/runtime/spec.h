@@ -13,13 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "rivus/base/status.h"
 #include "rivus/runtime/params.h"
 #include "rivus/runtime/stage.h"
-#include "rivus/shm/status.h"
 
 namespace rivus {
-
-using std::chrono::nanoseconds;
 
 struct SourceLocation {
   std::string file;
@@ -31,24 +29,25 @@ struct SourceLocation {
 struct BatchSpec {
   std::uint32_t records = 1024;
   std::uint64_t bytes = 256 * 1024;
-  nanoseconds linger = std::chrono::milliseconds(5);
+  std::chrono::nanoseconds linger = std::chrono::milliseconds(5);
 };
 
 struct RetrySpec {
   std::uint32_t max_retries = 3;  // attempts after the first, for errors and for crashes
-  nanoseconds delay = std::chrono::milliseconds(10);
+  std::chrono::nanoseconds delay = std::chrono::milliseconds(10);
   double backoff = 2.0;  // each retry waits delay * backoff^(attempt-1)
 };
 
 struct RestartSpec {
   std::uint32_t max_restarts = 20;  // per stage, within `window`
-  nanoseconds window = std::chrono::seconds(10);
-  nanoseconds backoff = std::chrono::milliseconds(0);  // delay before a replacement starts
+  std::chrono::nanoseconds window = std::chrono::seconds(10);
+  std::chrono::nanoseconds backoff =
+      std::chrono::milliseconds(0);  // delay before a replacement starts
 };
 
 struct LimitsSpec {
-  std::uint64_t memory = 0;  // bytes of address space per worker (RLIMIT_AS); 0 = none
-  nanoseconds cpu{0};        // CPU time per batch (RLIMIT_CPU, whole seconds); 0 = none
+  std::uint64_t memory = 0;         // bytes of address space per worker (RLIMIT_AS); 0 = none
+  std::chrono::nanoseconds cpu{0};  // CPU time per batch (RLIMIT_CPU, whole seconds); 0 = none
 };
 
 struct StageSpec {
@@ -60,7 +59,7 @@ struct StageSpec {
   BatchSpec batch;
   KeyBySpec key_by;
   bool ordered = false;
-  nanoseconds timeout{0};  // per batch; 0 = none
+  std::chrono::nanoseconds timeout{0};  // per batch; 0 = none
   LimitsSpec limits;
   RetrySpec retry;
   RestartSpec restart;

@@ -19,9 +19,9 @@
 #include <string_view>
 #include <vector>
 
+#include "rivus/base/status.h"
 #include "rivus/runtime/params.h"
 #include "rivus/runtime/record.h"
-#include "rivus/shm/status.h"
 
 namespace spdlog {
 class logger;

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "rivus/base/status.h"
 #include "rivus/shm/layout.h"
 #include "rivus/shm/spsc_ring.h"
-#include "rivus/shm/status.h"
 
 namespace rivus::shm {
 
@@ -107,12 +107,5 @@ class Segment {
   pid_t owner_pid_ = 0;  // the creating process; 0 for views
   bool unlinked_ = false;
 };
-
-// Reads /proc/<pid>/stat's start time (clock ticks since boot); 0 if the process is gone.
-std::uint64_t process_start_ticks(pid_t pid);
-// True if `pid` is alive and started at `start_ticks` (so it is the same process, not a reuse).
-bool process_matches(pid_t pid, std::uint64_t start_ticks);
-std::int64_t monotonic_ns() noexcept;
-std::int64_t realtime_ns() noexcept;
 
 }  // namespace rivus::shm

@@ -2,7 +2,9 @@
 //
 // Roles. Exactly one process produces into a ring and exactly one consumes from it; the type
 // system keeps them apart: SpscRing::Producer can only write, SpscRing::Consumer can only read.
-// Neither view waits: a full or empty ring is reported and the caller decides (see waiter.h).
+// Both views are move-only (a copy would be a second producer or consumer with its own cached
+// indices). Neither view waits: a full or empty ring is reported and the caller decides
+// (waiter.h). SpscRing itself is a plain handle (descriptor and data) that owns nothing.
 //
 // Format. The descriptor (layout.h) holds `tail` (bytes published, producer-written) and `head`
 // (bytes released, consumer-written), both monotonic 64-bit byte positions; a position p lives at
@@ -62,14 +64,20 @@ class SpscRing::Producer {
   Producer() = default;
   // Starts at the published tail: anything written but unpublished by a previous producer
   // process is discarded (this is how a replacement producer resumes).
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+  Producer(Producer&&) noexcept = default;
+  Producer& operator=(Producer&&) noexcept = default;
   explicit Producer(SpscRing ring) noexcept
       : desc_(ring.desc_),
         data_(ring.data_),
         mask_(ring.desc_->capacity - 1),
         capacity_(ring.desc_->capacity),
+        // Our own index: relaxed. A predecessor's (or the supervisor's) last store to it happened
+        // before this process was forked, and fork orders it.
         write_pos_(load_relaxed(ring.desc_->tail)),
         published_(write_pos_),
-        cached_head_(load_acquire(ring.desc_->head)) {}
+        cached_head_(load_acquire(ring.desc_->head)) {}  // edge (2)
 
   bool valid() const noexcept { return desc_ != nullptr; }
   RingDescriptor* descriptor() const noexcept { return desc_; }
@@ -77,8 +85,9 @@ class SpscRing::Producer {
   // Reserves room for a record of up to `max_len` payload bytes and fills its header; the caller
   // writes the payload at payload(h) and then calls commit(h, len) with len <= max_len.
   // Nothing is visible to the consumer until publish().
-  ReserveResult try_reserve(std::uint32_t max_len, std::uint64_t seq, std::uint64_t key,
-                            std::int64_t time_ns, RecordHeader** out) noexcept {
+  [[nodiscard]] ReserveResult try_reserve(std::uint32_t max_len, std::uint64_t seq,
+                                          std::uint64_t key, std::int64_t time_ns,
+                                          RecordHeader** out) noexcept {
     const std::uint64_t framed = framed_size(max_len);
     if (framed > capacity_ / 2) return ReserveResult::kTooLarge;
     const std::uint64_t to_end = capacity_ - (write_pos_ & mask_);
@@ -120,8 +129,8 @@ class SpscRing::Producer {
   }
 
   // Reserve, copy and commit in one call.
-  ReserveResult try_push(std::string_view bytes, std::uint64_t seq, std::uint64_t key = 0,
-                         std::int64_t time_ns = 0) noexcept {
+  [[nodiscard]] ReserveResult try_push(std::string_view bytes, std::uint64_t seq,
+                                       std::uint64_t key = 0, std::int64_t time_ns = 0) noexcept {
     RecordHeader* h = nullptr;
     const auto r = try_reserve(static_cast<std::uint32_t>(bytes.size()), seq, key, time_ns, &h);
     if (r != ReserveResult::kOk) return r;
@@ -134,10 +143,12 @@ class SpscRing::Producer {
   void publish() noexcept { publish_to(write_pos_); }
   void publish_to(std::uint64_t pos) noexcept {
     published_ = pos;
-    store_release(desc_->tail, pos);
+    store_release(desc_->tail, pos);  // edge (1): the records below pos are written
   }
   // Publishes a watermark (edge 3): call after publishing the tail it describes.
-  void publish_watermark(std::uint64_t w) noexcept { store_release(desc_->watermark, w); }
+  void publish_watermark(std::uint64_t w) noexcept {
+    store_release(desc_->watermark, w);  // edge (3)
+  }
 
   // Drops everything committed since the last publish (a batch being redone).
   void rollback() noexcept { write_pos_ = published_; }
@@ -148,12 +159,14 @@ class SpscRing::Producer {
   std::uint64_t published() const noexcept { return published_; }
   std::uint64_t unpublished_bytes() const noexcept { return write_pos_ - published_; }
   // Free bytes as of the last head this producer loaded (refreshes it).
-  std::uint64_t free_bytes() noexcept {
-    cached_head_ = load_acquire(desc_->head);
+  [[nodiscard]] std::uint64_t free_bytes() noexcept {
+    cached_head_ = load_acquire(desc_->head);  // edge (2)
     return capacity_ - (write_pos_ - cached_head_);
   }
   // True if nothing this producer published is still unread.
-  bool drained() noexcept { return load_acquire(desc_->head) == published_; }
+  [[nodiscard]] bool drained() noexcept {
+    return load_acquire(desc_->head) == published_;  // edge (2)
+  }
 
  private:
   RecordHeader* at(std::uint64_t pos) const noexcept {
@@ -174,12 +187,16 @@ class SpscRing::Consumer {
   Consumer() = default;
   // Starts at the released head: whatever a previous consumer read but did not release is read
   // again (this is how a replacement consumer resumes).
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+  Consumer(Consumer&&) noexcept = default;
+  Consumer& operator=(Consumer&&) noexcept = default;
   explicit Consumer(SpscRing ring) noexcept
       : desc_(ring.desc_),
         data_(ring.data_),
         mask_(ring.desc_->capacity - 1),
         capacity_(ring.desc_->capacity),
-        read_pos_(load_relaxed(ring.desc_->head)),
+        read_pos_(load_relaxed(ring.desc_->head)),  // our own index (see Producer)
         released_(read_pos_),
         cached_tail_(read_pos_) {}
 
@@ -189,15 +206,15 @@ class SpscRing::Consumer {
   // Reloads the producer's watermark and tail (edges 3 and 1). Returns true if records are
   // available past the read position.
   bool refresh() noexcept {
-    watermark_ = load_acquire(desc_->watermark);
-    cached_tail_ = load_acquire(desc_->tail);
+    watermark_ = load_acquire(desc_->watermark);  // edge (3): before the tail
+    cached_tail_ = load_acquire(desc_->tail);     // edge (1)
     return read_pos_ != cached_tail_;
   }
 
   // The next published record, or nullptr when none is available in the cached snapshot (call
   // refresh() to look again). Skips padding. Returns nullptr and sets corrupt() if the bytes do
   // not frame a record.
-  const RecordHeader* peek() noexcept {
+  [[nodiscard]] const RecordHeader* peek() noexcept {
     while (read_pos_ != cached_tail_) {
       const std::uint64_t to_end = capacity_ - (read_pos_ & mask_);
       if (to_end < sizeof(RecordHeader)) {
@@ -233,7 +250,7 @@ class SpscRing::Consumer {
   void release() noexcept { release_to(read_pos_); }
   void release_to(std::uint64_t pos) noexcept {
     released_ = pos;
-    store_release(desc_->head, pos);
+    store_release(desc_->head, pos);  // edge (2): the records below pos are read
   }
   // Forgets reads since the last release (a batch being redone).
   void rewind() noexcept { read_pos_ = released_; }
@@ -244,8 +261,10 @@ class SpscRing::Consumer {
   std::uint64_t watermark() const noexcept { return watermark_; }
   std::uint64_t cached_tail() const noexcept { return cached_tail_; }
   // The producer closed the ring and everything published has been read.
-  bool at_end() const noexcept { return watermark_ == kEndOfStream && read_pos_ == cached_tail_; }
-  bool corrupt() const noexcept { return corrupt_; }
+  [[nodiscard]] bool at_end() const noexcept {
+    return watermark_ == kEndOfStream && read_pos_ == cached_tail_;
+  }
+  [[nodiscard]] bool corrupt() const noexcept { return corrupt_; }
 
  private:
   RingDescriptor* desc_ = nullptr;

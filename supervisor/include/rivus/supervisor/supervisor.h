@@ -12,21 +12,13 @@
 // calling thread). Not reentrant: one run per process at a time.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
 
+#include "rivus/base/exit_codes.h"
 #include "rivus/runtime/spec.h"
+#include "rivus/supervisor/report.h"
 
 namespace rivus {
-
-// Exit codes of the `rivus` binary (docs/cli.md).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRuntimeFailure = 1;  // the run could not start or crashed as a whole
-inline constexpr int kExitUsage = 2;           // bad spec, bad flags
-inline constexpr int kExitStageFailed = 3;     // a stage failed (restart intensity, fatal error)
-inline constexpr int kExitNotFound = 4;        // no such pipeline / segment / file
-inline constexpr int kExitCorrupt = 5;         // a segment is corrupt or of another version
-inline constexpr int kExitInterrupted = 130;   // stopped by SIGINT/SIGTERM (drained or aborted)
 
 struct RunOptions {
   std::string report_path;  // write the JSON report here; empty = none
@@ -34,33 +26,7 @@ struct RunOptions {
   bool progress = true;     // a progress line on stderr when it is a terminal
 };
 
-struct RunResult {
-  int exit_code = kExitOk;
-  nlohmann::json report;
-};
-
-RunResult run_pipeline(const PipelineSpec& spec, const RunOptions& options);
-
-// Prints the report's per-stage table (the end-of-run summary) to `out`.
-void print_report_summary(const nlohmann::json& report, std::FILE* out);
-
-// Names under /dev/shm: "rivus.<pipeline>.<pid>".
-std::string segment_name(const std::string& pipeline, int pid);
-
-struct SegmentInfo {
-  std::string name;  // shm name
-  std::string pipeline;
-  int pid = 0;          // supervisor
-  bool live = false;    // the supervisor is alive (same pid and start time)
-  bool valid = false;   // attach succeeded
-  std::string problem;  // why not valid
-  std::int64_t created_unix_ns = 0;
-  std::uint32_t run_state = 0;
-};
-// Every rivus.* segment under /dev/shm.
-std::vector<SegmentInfo> list_segments();
-// Removes segments whose supervisor is dead; returns the names removed. With `pipeline`
-// non-empty, only that pipeline's.
-std::vector<std::string> clean_stale_segments(const std::string& pipeline = {});
+// Runs the pipeline; the report's exit_code() is what `rivus run` exits with (docs/cli.md).
+Report run_pipeline(const PipelineSpec& spec, const RunOptions& options);
 
 }  // namespace rivus

@@ -9,9 +9,18 @@
 #include <string>
 #include <string_view>
 
-#include "rivus/shm/status.h"
+#include "rivus/base/status.h"
 
 namespace rivus::worker {
+
+// Why a record was given up on; its name is the entry's "reason" (docs/fault-tolerance.md).
+enum class DeadLetterReason : std::uint8_t {
+  kError,     // "error": the stage threw for it on every attempt
+  kCrash,     // "crash": it killed its worker on every attempt
+  kTimeout,   // "timeout": its worker ran past the stage's timeout on every attempt
+  kTooLarge,  // "too-large": its outputs do not fit in an output ring
+};
+const char* dead_letter_reason_name(DeadLetterReason r) noexcept;
 
 struct DeadLetter {
   std::string pipeline;
@@ -19,7 +28,7 @@ struct DeadLetter {
   std::uint32_t worker = 0;
   std::uint64_t seq = 0;
   std::string_view record;
-  std::string reason;  // "error", "crash", "timeout", "too-large"
+  DeadLetterReason reason = DeadLetterReason::kError;
   std::string error;   // exception text, or a description of the crash
   int signal = 0;      // signal that killed the worker (crash), else 0
   int exit_code = -1;  // exit code of the worker (crash without signal), else -1

@@ -27,8 +27,8 @@
 #include <string>
 #include <string_view>
 
+#include "rivus/base/status.h"
 #include "rivus/runtime/stage.h"
-#include "rivus/shm/status.h"
 #include "rivus/worker/worker.h"
 
 namespace rivus::worker {
@@ -38,7 +38,7 @@ inline constexpr const char* kEnvSegment = "RIVUS_SEGMENT";   // shm name of the
 inline constexpr const char* kEnvSlot = "RIVUS_SLOT";         // index in the worker table
 inline constexpr const char* kEnvPlan = "RIVUS_WORKER_PLAN";  // encode_plan() of the worker
 // Version of the plan encoding; a program that reads another version refuses to start.
-inline constexpr int kPlanVersion = 1;
+inline constexpr int kPlanVersion = 2;  // 2: the stage in the spec's syntax (spec_json.h)
 
 // The JSON text of `plan` and of the StageSpec it points to (not the StageInfo: the external
 // program brings its own stage).

@@ -1,0 +1,18 @@
+// Subcommands of the `rivus` CLI, grouped by file. Each add_* function registers its
+// subcommands on `app`; a subcommand's callback stores the process exit code in `rc`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "rivus/base/status.h"
+
+namespace rivus::cli {
+
+void add_run_commands(CLI::App& app, int& rc);  // run, validate, stages, clean (run_commands.cc)
+void add_inspect_commands(CLI::App& app, int& rc);  // ls, stat, top, report (inspect_commands.cc)
+
+// The `rivus` exit code for a resolve or attach error: 4 not found, 5 corrupt or another
+// version, 2 ambiguous, 1 otherwise (docs/cli.md).
+int exit_code_for(const Status& s);
+
+}  // namespace rivus::cli

@@ -1,0 +1,28 @@
+// `rivus report FILE --html OUT`: a run's JSON report as one self-contained HTML page.
+//
+// The page holds an inline SVG chart of each stage's throughput over time (records per second
+// between consecutive samples of the report's "series"), the crashes (restarts), dead letters and
+// interrupts of its "events" drawn as markers on the same time axis, the per-stage summary table
+// and the event list. Nothing is fetched: no scripts, fonts or images from anywhere. Pure
+// function; any thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "rivus/base/status.h"
+
+namespace rivus::inspect {
+
+// Renders the page from the report's JSON text. Tolerates reports with missing parts (no series,
+// no events, a failed run with no stages): what is missing is said on the page instead of drawn.
+// Text that is not JSON, or not a JSON object, is an InvalidArgument error that says so.
+Result<std::string> render_html_report(std::string_view report_json);
+
+// The colour of the i-th stage's line (#rrggbb); the crash marker is kCrashColour.
+const char* stage_colour(std::size_t i);
+inline constexpr const char* kCrashColour = "#d62728";
+inline constexpr const char* kDeadLetterColour = "#ff7f0e";
+
+}  // namespace rivus::inspect
