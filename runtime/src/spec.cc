@@ -1,13 +1,12 @@
 // The spec loader: YAML text -> a validated PipelineSpec, or one error naming file:line:column.
 //
-// yaml-cpp builds the node tree; everything after that is a walk over it that checks each mapping
-// against the keys the schema allows (docs/spec.md), converts each value to its type and range,
-// and stops at the first problem. Values are read from Node::Scalar() only (never Node::as<>), so
-// conversions cannot throw; anything yaml-cpp itself throws is caught in parse_spec() and turned
+// The schema lives here (docs/spec.md): the keys each level allows, Rivusio's aliases, the
+// settings sections as tables of readers, defaults, and the rules that need the stage registry.
+// Checked reading of YAML itself (keys, types, ranges, located messages) is yaml_reader.h's. The
+// walk stops at the first problem; anything yaml-cpp throws is caught in parse_spec() and turned
 // into a status, as is anything a stage's check() throws.
 #include "rivus/runtime/spec.h"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 #include <utility>
 
 #include "rivus/shm/layout.h"
+#include "yaml_reader.h"
 
 namespace rivus {
 
@@ -35,6 +35,18 @@ std::string SourceLocation::to_string() const {
 
 namespace {
 
+using detail::describe;
+using detail::DocumentScan;
+using detail::Entry;
+using detail::Fields;
+using detail::is_bare_number;
+using detail::join;
+using detail::kI64Max;
+using detail::kU32Max;
+using detail::line_of;
+using detail::scan_documents;
+using detail::suggestion;
+using detail::YamlReader;
 using std::chrono::nanoseconds;
 using YAML::Node;
 
@@ -47,8 +59,6 @@ constexpr std::int64_t kMaxWorkers = 256;
 constexpr std::int64_t kMaxSpares = 16;
 constexpr std::uint64_t kMinBatchBytes = 64;
 constexpr std::uint64_t kMinMemoryLimit = 1ULL << 20;
-constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
-constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
 constexpr const char* kNameRule = "1 to 47 characters from A-Z a-z 0-9 _ . -";
 
 // Keys of each mapping, in the order messages list them.
@@ -60,11 +70,7 @@ const std::vector<std::string> kStageKeys = {
     "name",           "use",         "with",        "workers",      "batch",   "key_by",
     "ordered",        "timeout",     "limits",      "retry",        "restart", "batch_size",
     "flush_interval", "max_retries", "retry_delay", "retry_backoff"};
-const std::vector<std::string> kBatchKeys = {"records", "bytes", "linger"};
-const std::vector<std::string> kRetryKeys = {"max_retries", "delay", "backoff"};
-const std::vector<std::string> kRestartKeys = {"max_restarts", "window", "backoff"};
 const std::vector<std::string> kRingKeys = {"capacity"};
-const std::vector<std::string> kLimitsKeys = {"memory", "cpu"};
 const std::vector<std::string> kDeadLetterKeys = {"path"};
 const std::vector<std::string> kMetricsKeys = {"listen"};
 const std::vector<std::string> kKeyByKeys = {"field", "separator"};
@@ -83,118 +89,12 @@ constexpr Alias kAliases[] = {
     {"retry_delay", "retry", "delay", true},    {"retry_backoff", "retry", "backoff", true},
 };
 
-// One key of a mapping with its value.
-struct Entry {
-  std::string key;      // the schema's name for it in its mapping (an alias resolved)
-  std::string written;  // how messages name it: "workers", "batch.records", "batch_size"
-  Node key_node;
-  Node value;
-};
-
-// The checked keys of one mapping, in document order. (Rebind a Node member with reset(): a
-// yaml-cpp Node's operator= writes through to the node it refers to.)
-struct Fields {
-  Node node;  // the mapping itself (where a missing key is reported)
-  std::vector<Entry> entries;
-
-  const Entry* find(std::string_view key) const {
-    for (const Entry& e : entries) {
-      if (e.key == key) return &e;
-    }
-    return nullptr;
-  }
-};
-
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i != 0) out += sep;
-    out += items[i];
-  }
-  return out;
-}
-
-int line_of(const Node& n) { return n.Mark().line + 1; }
-
-// How a value reads in a message: 'text', empty, a mapping, a list.
-std::string describe(const Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Scalar:
-      return "'" + n.Scalar() + "'";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    default:
-      return "empty";
-  }
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// " (did you mean 'workers'?)" for a near miss of one of `known`, else "".
-std::string suggestion(const std::string& word, const std::vector<std::string>& known) {
-  const std::string* best = nullptr;
-  std::size_t best_distance = 3;  // more than 2 edits is a different word
-  for (const std::string& k : known) {
-    const std::size_t d = edit_distance(word, k);
-    if (d < best_distance && d < std::max(word.size(), k.size())) {
-      best = &k;
-      best_distance = d;
-    }
-  }
-  return best ? " (did you mean '" + *best + "'?)" : "";
-}
-
 bool valid_name(const std::string& s) {
   if (s.empty() || s.size() > kMaxNameLength) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '.' || c == '-';
   });
-}
-
-bool parse_int(const std::string& text, std::int64_t* out) {
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, *out);
-  return !text.empty() && ec == std::errc() && p == end;
-}
-
-bool parse_float(const std::string& text, double* out) {
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, *out, std::chars_format::general);
-  return !text.empty() && ec == std::errc() && p == end && std::isfinite(*out);
-}
-
-bool parse_bool(const std::string& text, bool* out) {
-  if (text == "true" || text == "True" || text == "TRUE") {
-    *out = true;
-    return true;
-  }
-  if (text == "false" || text == "False" || text == "FALSE") {
-    *out = false;
-    return true;
-  }
-  return false;
-}
-
-// True for text that is a plain number (so a duration written without its unit).
-bool is_bare_number(const std::string& text) {
-  double ignored;
-  return parse_float(text, &ignored);
 }
 
 // The power of two in [4KiB, 1GiB] nearest to `v`.
@@ -236,164 +136,50 @@ const char* role_article(StageRole r) {
   return "?";
 }
 
-// Where each YAML document of a text starts. Given a ',' where a document should start (first in
-// the file, or after a top-level list), yaml-cpp 0.7's parser reports an empty document without
-// consuming the token: YAML::LoadAll() then loops forever and YAML::Load() silently drops the rest
-// of the file. Walking the documents here first, a document that starts exactly where the previous
-// one did is such a token, and is reported as a syntax error instead.
-class DocumentStart : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override { mark_ = mark; }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-  const YAML::Mark& mark() const { return mark_; }
+template <class T>
+struct SectionField;
 
- private:
-  YAML::Mark mark_;
-};
-
-struct DocumentScan {
-  int documents = 0;                // counted up to 3; a spec may have one
-  YAML::Mark second;                // where the second document starts
-  std::optional<YAML::Mark> stray;  // a token yaml-cpp cannot get past
-};
-
-// Throws what yaml-cpp throws on bad syntax.
-DocumentScan scan_documents(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  DocumentScan scan;
-  int previous = -1;
-  // Three documents at most: two to count, one more to see whether the second was a stall.
-  for (int i = 0; i < 3; ++i) {
-    DocumentStart handler;
-    if (!parser.HandleNextDocument(handler)) break;
-    if (handler.mark().pos == previous) {
-      scan.stray = handler.mark();
-      break;
-    }
-    previous = handler.mark().pos;
-    if (++scan.documents == 2) scan.second = handler.mark();
-  }
-  return scan;
+// Where an unknown key belongs when no known key is close to it.
+std::string misplaced_key_hint(const std::string& key) {
+  if (key == "buffer_size") return " (buffer_size sets ring.capacity, a pipeline-wide setting)";
+  if (key == "spares") return " (spares is a pipeline-wide setting)";
+  return {};
 }
 
-class SpecParser {
+// The spec's schema over a YamlReader: which keys each level allows, what each means, defaults.
+class SpecParser : public YamlReader {
  public:
   SpecParser(std::string file, const StageRegistry& registry)
-      : file_(std::move(file)), registry_(registry) {}
+      : YamlReader(std::move(file), misplaced_key_hint), registry_(registry) {}
 
   Status parse(const std::string& text, PipelineSpec* spec);
-  Status error(const Node& at, const std::string& message) const;
 
  private:
-  SourceLocation location(const Node& n) const;
-  // Where a value's problem is reported: the value, or its key when the value is empty (yaml-cpp
-  // marks an empty value at the next token, possibly lines later).
-  const Node& value_node(const Entry& e) const { return e.value.IsNull() ? e.key_node : e.value; }
-  Status bad_value(const Entry& e, const std::string& what, const std::string& expected) const {
-    return error(value_node(e), what + " is " + describe(e.value) + "; expected " + expected);
-  }
-
-  Status read_mapping(const Node& node, const std::string& where, const std::string& prefix,
-                      const std::vector<std::string>& allowed, Fields* out) const;
   Status read_section(const Fields& level, const std::string& section,
                       const std::vector<std::string>& keys, const std::string& stage,
                       Fields* out) const;
-
-  Status read_scalar(const Entry& e, const std::string& what, const std::string& expected,
-                     std::string* out) const;
-  Status read_int(const Entry& e, const std::string& what, std::int64_t min, std::int64_t max,
-                  std::int64_t* out) const;
-  template <class T>
-  Status read_uint(const Entry& e, const std::string& what, std::int64_t min, std::int64_t max,
-                   T* out) const {
-    std::int64_t v = 0;
-    RIVUS_RETURN_IF_ERROR(read_int(e, what, min, max, &v));
-    *out = static_cast<T>(v);
-    return Status::Ok();
-  }
-  Status read_float(const Entry& e, const std::string& what, double min, double* out) const;
-  Status read_bool(const Entry& e, const std::string& what, bool* out) const;
-  Status read_size(const Entry& e, const std::string& what, std::uint64_t* out) const;
-  Status read_duration(const Entry& e, const std::string& what, nanoseconds* out) const;
-  Status read_list(const Entry& e, const std::string& what, std::vector<std::string>* out) const;
-
-  Status read_batch(const Fields& level, const std::string& stage, BatchSpec* out) const;
-  Status read_retry(const Fields& level, const std::string& stage, RetrySpec* out) const;
-  Status read_restart(const Fields& level, const std::string& stage, RestartSpec* out) const;
+  template <class T, std::size_t N>
+  Status read_fields(const Fields& level, const std::string& section,
+                     const SectionField<T> (&fields)[N], const std::string& stage, T* out) const;
 
   Status parse_pipeline(const Fields& top, PipelineSpec* spec, nanoseconds* default_timeout);
   Status parse_stages(const Fields& top, nanoseconds default_timeout, PipelineSpec* spec);
   Status parse_stage(const Node& node, std::size_t index, std::size_t count,
                      const PipelineSpec& pipeline, nanoseconds default_timeout,
                      StageSpec* out) const;
+  Status parse_stage_name(const Fields& f, const Node& node, const std::string& label,
+                          StageSpec* out) const;
+  Status parse_stage_use(const Fields& f, const Node& node, const std::string& label,
+                         std::size_t index, std::size_t count, StageSpec* out) const;
+  Status parse_stage_settings(const Fields& f, const Node& node, const PipelineSpec& pipeline,
+                              nanoseconds default_timeout, StageSpec* out) const;
   Status parse_with(const Fields& stage_fields, const StageSpec& stage, Params* out) const;
   Status parse_param(const ParamInfo& p, const Entry& e, const std::string& what,
                      ParamValue* out) const;
   Status parse_key_by(const Entry& e, const std::string& stage, KeyBySpec* out) const;
 
-  std::string file_;
   const StageRegistry& registry_;
 };
-
-SourceLocation SpecParser::location(const Node& n) const {
-  SourceLocation loc;
-  loc.file = file_;
-  const YAML::Mark m = n.Mark();
-  if (!m.is_null() && m.line >= 0) {
-    loc.line = m.line + 1;
-    loc.column = m.column + 1;
-  }
-  return loc;
-}
-
-Status SpecParser::error(const Node& at, const std::string& message) const {
-  return Status::InvalidArgument(location(at).to_string() + ": " + message);
-}
-
-// Checks that `node` is a mapping whose keys are all in `allowed`, each once, and collects them.
-// `where` names the mapping in messages ("in stage 'hash'"); `prefix` is prepended to each key
-// to name it in later messages ("batch.").
-Status SpecParser::read_mapping(const Node& node, const std::string& where,
-                                const std::string& prefix, const std::vector<std::string>& allowed,
-                                Fields* out) const {
-  out->node.reset(node);
-  out->entries.clear();
-  if (node.IsNull()) return Status::Ok();  // `batch:` with nothing under it
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const Node key = it->first;
-    if (!key.IsScalar()) {
-      return error(key, "a key " + where + " is " + describe(key) + "; expected a plain name");
-    }
-    const std::string& name = key.Scalar();
-    if (const Entry* first = out->find(name)) {
-      return error(key, "duplicate key '" + name + "' " + where + " (first at line " +
-                            std::to_string(line_of(first->key_node)) + "); expected each key once");
-    }
-    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      std::string hint = suggestion(name, allowed);
-      if (hint.empty() && name == "buffer_size") {
-        hint = " (buffer_size sets ring.capacity, a pipeline-wide setting)";
-      } else if (hint.empty() && name == "spares") {
-        hint = " (spares is a pipeline-wide setting)";
-      }
-      return error(key, "unknown key '" + name + "' " + where +
-                            "; expected one of: " + join(allowed) + hint);
-    }
-    out->entries.push_back(Entry{name, prefix + name, key, it->second});
-  }
-  return Status::Ok();
-}
 
 // The entries of section `section` (batch, retry, ...) of a pipeline (stage empty) or a stage:
 // the section's own mapping plus the Rivusio aliases written beside it.
@@ -429,183 +215,113 @@ Status SpecParser::read_section(const Fields& level, const std::string& section,
   return Status::Ok();
 }
 
-Status SpecParser::read_scalar(const Entry& e, const std::string& what, const std::string& expected,
-                               std::string* out) const {
-  if (!e.value.IsScalar()) return bad_value(e, what, expected);
-  *out = e.value.Scalar();
-  return Status::Ok();
-}
+// The keys of each settings section and how each is read: one table per section, one reader
+// for all of them (read_fields). A section may appear at the pipeline's level (the defaults) and
+// in a stage; `what` names the key in messages ("batch.records in stage 'hash'").
+template <class T>
+struct SectionField {
+  const char* key;
+  Status (*read)(const YamlReader& p, const Entry& e, const std::string& what, T* out);
+};
 
-Status SpecParser::read_int(const Entry& e, const std::string& what, std::int64_t min,
-                            std::int64_t max, std::int64_t* out) const {
-  // The bound of a 32-bit field is named only to someone who went past it.
-  const bool unbounded = max == kI64Max || max == kU32Max;
-  std::string expected = "an integer";
-  if (!unbounded) {
-    expected += " from " + std::to_string(min) + " to " + std::to_string(max);
-  } else if (min != std::numeric_limits<std::int64_t>::min()) {
-    expected += " >= " + std::to_string(min);
-  }
-  std::string text;
-  RIVUS_RETURN_IF_ERROR(read_scalar(e, what, expected, &text));
-  std::int64_t v = 0;
-  if (!parse_int(text, &v) || v < min) return bad_value(e, what, expected);
-  if (v > max) {
-    return bad_value(e, what,
-                     "an integer from " + std::to_string(min) + " to " + std::to_string(max));
-  }
-  *out = v;
-  return Status::Ok();
-}
+const SectionField<BatchSpec> kBatchFields[] = {
+    {"records", [](const YamlReader& p, const Entry& e, const std::string& what,
+                   BatchSpec* out) { return p.read_uint(e, what, 1, kU32Max, &out->records); }},
+    {"bytes",
+     [](const YamlReader& p, const Entry& e, const std::string& what, BatchSpec* out) {
+       RIVUS_RETURN_IF_ERROR(p.read_size(e, what, &out->bytes));
+       if (out->bytes < kMinBatchBytes) {
+         return p.bad_value(e, what, "a size of at least " + format_size(kMinBatchBytes));
+       }
+       return Status::Ok();
+     }},
+    {"linger", [](const YamlReader& p, const Entry& e, const std::string& what,
+                  BatchSpec* out) { return p.read_duration(e, what, &out->linger); }},
+};
 
-Status SpecParser::read_float(const Entry& e, const std::string& what, double min,
-                              double* out) const {
-  std::string expected = "a number";
-  if (min != -std::numeric_limits<double>::infinity()) {
-    std::string m = std::to_string(min);
-    m.erase(m.find_last_not_of('0') + 1);
-    if (m.back() == '.') m.pop_back();
-    expected += " >= " + m;
-  }
-  std::string text;
-  RIVUS_RETURN_IF_ERROR(read_scalar(e, what, expected, &text));
-  double v = 0;
-  if (!parse_float(text, &v) || v < min) return bad_value(e, what, expected);
-  *out = v;
-  return Status::Ok();
-}
+const SectionField<RetrySpec> kRetryFields[] = {
+    {"max_retries",
+     [](const YamlReader& p, const Entry& e, const std::string& what, RetrySpec* out) {
+       return p.read_uint(e, what, 0, kU32Max, &out->max_retries);
+     }},
+    {"delay", [](const YamlReader& p, const Entry& e, const std::string& what,
+                 RetrySpec* out) { return p.read_duration(e, what, &out->delay); }},
+    {"backoff", [](const YamlReader& p, const Entry& e, const std::string& what,
+                   RetrySpec* out) { return p.read_float(e, what, 1.0, &out->backoff); }},
+};
 
-Status SpecParser::read_bool(const Entry& e, const std::string& what, bool* out) const {
-  std::string text;
-  RIVUS_RETURN_IF_ERROR(read_scalar(e, what, "true or false", &text));
-  if (!parse_bool(text, out)) return bad_value(e, what, "true or false");
-  return Status::Ok();
-}
+const SectionField<RestartSpec> kRestartFields[] = {
+    {"max_restarts",
+     [](const YamlReader& p, const Entry& e, const std::string& what, RestartSpec* out) {
+       return p.read_uint(e, what, 0, kU32Max, &out->max_restarts);
+     }},
+    {"window",
+     [](const YamlReader& p, const Entry& e, const std::string& what, RestartSpec* out) {
+       RIVUS_RETURN_IF_ERROR(p.read_duration(e, what, &out->window));
+       if (out->window.count() == 0) return p.bad_value(e, what, "a duration > 0, e.g. 10s");
+       return Status::Ok();
+     }},
+    {"backoff", [](const YamlReader& p, const Entry& e, const std::string& what,
+                   RestartSpec* out) { return p.read_duration(e, what, &out->backoff); }},
+};
 
-Status SpecParser::read_size(const Entry& e, const std::string& what, std::uint64_t* out) const {
-  static const std::string kExpected =
-      "a size: a number of bytes (4096) or a number with a unit (64KiB, 1.5MiB, 2GB)";
-  std::string text;
-  RIVUS_RETURN_IF_ERROR(read_scalar(e, what, kExpected, &text));
-  std::uint64_t v = 0;
-  if (!parse_size(text, &v) || v > static_cast<std::uint64_t>(kI64Max)) {
-    return bad_value(e, what, kExpected);
-  }
-  *out = v;
-  return Status::Ok();
-}
+const SectionField<LimitsSpec> kLimitsFields[] = {
+    {"memory",
+     [](const YamlReader& p, const Entry& e, const std::string& what, LimitsSpec* out) {
+       RIVUS_RETURN_IF_ERROR(p.read_size(e, what, &out->memory));
+       if (out->memory != 0 && out->memory < kMinMemoryLimit) {
+         return p.bad_value(e, what, "0 (no limit) or a size of at least 1MiB");
+       }
+       return Status::Ok();
+     }},
+    {"cpu",
+     [](const YamlReader& p, const Entry& e, const std::string& what, LimitsSpec* out) {
+       RIVUS_RETURN_IF_ERROR(p.read_duration(e, what, &out->cpu));
+       const std::int64_t ns = out->cpu.count();
+       if (ns != 0 && (ns < 1'000'000'000 || ns % 1'000'000'000 != 0)) {
+         return p.bad_value(e, what,
+                            "0 (no limit) or a whole number of seconds >= 1s (RLIMIT_CPU counts "
+                            "seconds)");
+       }
+       return Status::Ok();
+     }},
+};
 
-Status SpecParser::read_duration(const Entry& e, const std::string& what, nanoseconds* out) const {
-  static const std::string kExpected =
-      "a duration such as 250ms, 5s or 1.5m (units ns, us, ms, s, m, h)";
-  std::string text;
-  RIVUS_RETURN_IF_ERROR(read_scalar(e, what, kExpected, &text));
-  if (parse_duration(text, out)) return Status::Ok();
-  if (!text.empty() && text.front() == '-') {
-    return bad_value(e, what, "a duration that is not negative, e.g. 5ms or 2s");
-  }
-  if (is_bare_number(text)) {
-    return error(value_node(e), what + " is " + describe(e.value) +
-                                    " without a unit; a duration needs a unit, e.g. 5ms or 2s");
-  }
-  return bad_value(e, what, kExpected);
-}
-
-Status SpecParser::read_list(const Entry& e, const std::string& what,
-                             std::vector<std::string>* out) const {
-  static const std::string kExpected = "a list of strings, e.g. [a, b]";
-  if (!e.value.IsSequence()) return bad_value(e, what, kExpected);
-  out->clear();
-  for (std::size_t i = 0; i < e.value.size(); ++i) {
-    const Node item = e.value[i];
-    if (!item.IsScalar()) {
-      return error(item.IsNull() ? e.value : item, "item " + std::to_string(i) + " of " + what +
-                                                       " is " + describe(item) +
-                                                       "; expected a string");
-    }
-    out->push_back(item.Scalar());
-  }
-  return Status::Ok();
-}
-
-Status SpecParser::read_batch(const Fields& level, const std::string& stage, BatchSpec* out) const {
+template <class T, std::size_t N>
+Status SpecParser::read_fields(const Fields& level, const std::string& section,
+                               const SectionField<T> (&fields)[N], const std::string& stage,
+                               T* out) const {
+  std::vector<std::string> keys;
+  for (const SectionField<T>& f : fields) keys.emplace_back(f.key);
+  Fields given;
+  RIVUS_RETURN_IF_ERROR(read_section(level, section, keys, stage, &given));
   const std::string in = stage.empty() ? "" : " in stage '" + stage + "'";
-  Fields f;
-  RIVUS_RETURN_IF_ERROR(read_section(level, "batch", kBatchKeys, stage, &f));
-  for (const Entry& e : f.entries) {
-    const std::string what = e.written + in;
-    if (e.key == "records") {
-      RIVUS_RETURN_IF_ERROR(read_uint(e, what, 1, kU32Max, &out->records));
-    } else if (e.key == "bytes") {
-      std::uint64_t bytes = 0;
-      RIVUS_RETURN_IF_ERROR(read_size(e, what, &bytes));
-      if (bytes < kMinBatchBytes) {
-        return bad_value(e, what, "a size of at least " + format_size(kMinBatchBytes));
-      }
-      out->bytes = bytes;
-    } else if (e.key == "linger") {
-      RIVUS_RETURN_IF_ERROR(read_duration(e, what, &out->linger));
-    }
-  }
-  return Status::Ok();
-}
-
-Status SpecParser::read_retry(const Fields& level, const std::string& stage, RetrySpec* out) const {
-  const std::string in = stage.empty() ? "" : " in stage '" + stage + "'";
-  Fields f;
-  RIVUS_RETURN_IF_ERROR(read_section(level, "retry", kRetryKeys, stage, &f));
-  for (const Entry& e : f.entries) {
-    const std::string what = e.written + in;
-    if (e.key == "max_retries") {
-      RIVUS_RETURN_IF_ERROR(read_uint(e, what, 0, kU32Max, &out->max_retries));
-    } else if (e.key == "delay") {
-      RIVUS_RETURN_IF_ERROR(read_duration(e, what, &out->delay));
-    } else if (e.key == "backoff") {
-      RIVUS_RETURN_IF_ERROR(read_float(e, what, 1.0, &out->backoff));
-    }
-  }
-  return Status::Ok();
-}
-
-Status SpecParser::read_restart(const Fields& level, const std::string& stage,
-                                RestartSpec* out) const {
-  const std::string in = stage.empty() ? "" : " in stage '" + stage + "'";
-  Fields f;
-  RIVUS_RETURN_IF_ERROR(read_section(level, "restart", kRestartKeys, stage, &f));
-  for (const Entry& e : f.entries) {
-    const std::string what = e.written + in;
-    if (e.key == "max_restarts") {
-      RIVUS_RETURN_IF_ERROR(read_uint(e, what, 0, kU32Max, &out->max_restarts));
-    } else if (e.key == "window") {
-      RIVUS_RETURN_IF_ERROR(read_duration(e, what, &out->window));
-      if (out->window.count() == 0) {
-        return bad_value(e, what, "a duration > 0, e.g. 10s");
-      }
-    } else if (e.key == "backoff") {
-      RIVUS_RETURN_IF_ERROR(read_duration(e, what, &out->backoff));
+  for (const Entry& e : given.entries) {
+    for (const SectionField<T>& f : fields) {
+      if (e.key == f.key) RIVUS_RETURN_IF_ERROR(f.read(*this, e, e.written + in, out));
     }
   }
   return Status::Ok();
 }
 
 Status SpecParser::parse(const std::string& text, PipelineSpec* spec) {
-  spec->file = file_;
+  spec->file = file();
   const DocumentScan scan = scan_documents(text);
   if (scan.stray) {
     const auto pos = static_cast<std::size_t>(scan.stray->pos);
     const std::string what = pos < text.size() ? "'" + text.substr(pos, 1) + "'" : "end of input";
-    SourceLocation loc{file_, scan.stray->line + 1, scan.stray->column + 1};
+    SourceLocation loc{file(), scan.stray->line + 1, scan.stray->column + 1};
     return Status::InvalidArgument(loc.to_string() + ": invalid YAML: unexpected " + what +
                                    "; expected valid YAML");
   }
   if (scan.documents > 1) {
-    SourceLocation loc{file_, scan.second.line + 1, scan.second.column + 1};
+    SourceLocation loc{file(), scan.second.line + 1, scan.second.column + 1};
     return Status::InvalidArgument(loc.to_string() +
                                    ": a second YAML document; expected one document per spec");
   }
   const Node root = scan.documents == 0 ? Node() : YAML::Load(text);
   if (root.IsNull()) {
-    return Status::InvalidArgument(file_ + ":1:1: the spec is empty; expected a mapping with at " +
+    return Status::InvalidArgument(file() + ":1:1: the spec is empty; expected a mapping with at " +
                                    "least name and stages");
   }
   if (!root.IsMap()) {
@@ -652,9 +368,9 @@ Status SpecParser::parse_pipeline(const Fields& top, PipelineSpec* spec,
     spec->ring_capacity = cap;
   }
 
-  RIVUS_RETURN_IF_ERROR(read_batch(top, "", &spec->batch));
-  RIVUS_RETURN_IF_ERROR(read_retry(top, "", &spec->retry));
-  RIVUS_RETURN_IF_ERROR(read_restart(top, "", &spec->restart));
+  RIVUS_RETURN_IF_ERROR(read_fields(top, "batch", kBatchFields, "", &spec->batch));
+  RIVUS_RETURN_IF_ERROR(read_fields(top, "retry", kRetryFields, "", &spec->retry));
+  RIVUS_RETURN_IF_ERROR(read_fields(top, "restart", kRestartFields, "", &spec->restart));
 
   if (const Entry* e = top.find("spares")) {
     RIVUS_RETURN_IF_ERROR(read_uint(*e, "spares", 0, kMaxSpares, &spec->spares));
@@ -740,6 +456,14 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
   Fields f;
   RIVUS_RETURN_IF_ERROR(read_mapping(node, "in " + desc, "", kStageKeys, &f));
 
+  RIVUS_RETURN_IF_ERROR(parse_stage_name(f, node, label, out));
+  RIVUS_RETURN_IF_ERROR(parse_stage_use(f, node, label, index, count, out));
+  return parse_stage_settings(f, node, pipeline, default_timeout, out);
+}
+
+// The stage's `name`: present, a scalar, and within the name rule.
+Status SpecParser::parse_stage_name(const Fields& f, const Node& node, const std::string& label,
+                                    StageSpec* out) const {
   const Entry* name = f.find("name");
   if (name == nullptr) {
     return error(node, label + " has no name; expected name: " + kNameRule);
@@ -748,8 +472,14 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
   if (!valid_name(out->name)) {
     return bad_value(*name, label + ".name", kNameRule);
   }
-  const std::string in = " in stage '" + out->name + "'";
 
+  return Status::Ok();
+}
+
+// The stage's `use`: a registered stage whose role fits the stage's place in the pipeline.
+Status SpecParser::parse_stage_use(const Fields& f, const Node& node, const std::string& label,
+                                   std::size_t index, std::size_t count, StageSpec* out) const {
+  const std::string in = " in stage '" + out->name + "'";
   const Entry* use = f.find("use");
   if (use == nullptr) {
     return error(node, "stage '" + out->name + "' has no use; expected use: the stage to run " +
@@ -791,6 +521,16 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
     }
   }
 
+  return Status::Ok();
+}
+
+// Everything else a stage may set: parameters, pool size, batching, routing, order, timeout,
+// limits, retries and restarts (the pipeline's settings are the defaults), then the stage's own
+// check of its parameters.
+Status SpecParser::parse_stage_settings(const Fields& f, const Node& node,
+                                        const PipelineSpec& pipeline, nanoseconds default_timeout,
+                                        StageSpec* out) const {
+  const std::string in = " in stage '" + out->name + "'";
   RIVUS_RETURN_IF_ERROR(parse_with(f, *out, &out->with));
 
   if (const Entry* e = f.find("workers")) {
@@ -809,7 +549,7 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
 
   out->batch = pipeline.batch;
   if (out->info->default_batch_records != 0) out->batch.records = out->info->default_batch_records;
-  RIVUS_RETURN_IF_ERROR(read_batch(f, out->name, &out->batch));
+  RIVUS_RETURN_IF_ERROR(read_fields(f, "batch", kBatchFields, out->name, &out->batch));
 
   if (const Entry* e = f.find("key_by")) {
     RIVUS_RETURN_IF_ERROR(parse_key_by(*e, out->name, &out->key_by));
@@ -824,34 +564,12 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
     if (out->timeout.count() == 0) return bad_value(*e, "timeout" + in, "a duration > 0, e.g. 30s");
   }
 
-  if (const Entry* e = f.find("limits")) {
-    Fields limits;
-    if (!e->value.IsMap() && !e->value.IsNull()) {
-      return bad_value(*e, "limits" + in, "a mapping with keys " + join(kLimitsKeys));
-    }
-    RIVUS_RETURN_IF_ERROR(read_mapping(e->value, "in limits of stage '" + out->name + "'",
-                                       "limits.", kLimitsKeys, &limits));
-    if (const Entry* m = limits.find("memory")) {
-      RIVUS_RETURN_IF_ERROR(read_size(*m, m->written + in, &out->limits.memory));
-      if (out->limits.memory != 0 && out->limits.memory < kMinMemoryLimit) {
-        return bad_value(*m, m->written + in, "0 (no limit) or a size of at least 1MiB");
-      }
-    }
-    if (const Entry* c = limits.find("cpu")) {
-      RIVUS_RETURN_IF_ERROR(read_duration(*c, c->written + in, &out->limits.cpu));
-      const std::int64_t ns = out->limits.cpu.count();
-      if (ns != 0 && (ns < 1'000'000'000 || ns % 1'000'000'000 != 0)) {
-        return bad_value(*c, c->written + in,
-                         "0 (no limit) or a whole number of seconds >= 1s (RLIMIT_CPU counts "
-                         "seconds)");
-      }
-    }
-  }
+  RIVUS_RETURN_IF_ERROR(read_fields(f, "limits", kLimitsFields, out->name, &out->limits));
 
   out->retry = pipeline.retry;
-  RIVUS_RETURN_IF_ERROR(read_retry(f, out->name, &out->retry));
+  RIVUS_RETURN_IF_ERROR(read_fields(f, "retry", kRetryFields, out->name, &out->retry));
   out->restart = pipeline.restart;
-  RIVUS_RETURN_IF_ERROR(read_restart(f, out->name, &out->restart));
+  RIVUS_RETURN_IF_ERROR(read_fields(f, "restart", kRestartFields, out->name, &out->restart));
 
   if (out->info->check) {
     const Entry* with = f.find("with");

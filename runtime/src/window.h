@@ -4,7 +4,10 @@
 // test clock): feed it records with add(), move processing time with advance(), close the
 // stream with finish(); closed windows come out as WindowResult values. The `window` stage
 // (window_stage.cc) wraps it, persists its state in the segment at every commit, and runs its
-// timer. docs/streams.md describes every window kind with a picture.
+// timer. docs/streams.md describes every window kind with a picture. The parts live apart:
+// window_config.cc (parameters), window_operator.cc (the windows and aggregates),
+// window_state.cc (the state page); the `batch` stage's Batcher is batcher.h. Private to the
+// runtime room.
 //
 // Definitions (per key when keyed; a "time" is ns, a count window's "time" is the record's
 // index within its key, from 0):
@@ -132,40 +135,5 @@ class WindowOperator {
 
 // Numeric value of a field ("12", "-3.5"); false if it is not a number.
 bool parse_number(std::string_view s, double* out);
-
-}  // namespace rivus
-
-namespace rivus {
-
-// The `batch` stage's logic: groups records into one record (joined with `join`) per `records`
-// records or per `linger` after the first record of a group, whichever comes first. Time is
-// passed in explicitly; not thread-safe.
-class Batcher {
- public:
-  Batcher(std::uint64_t records, std::int64_t linger_ns, std::string join)
-      : records_(records), linger_(linger_ns), join_(std::move(join)) {}
-
-  // Adds a record arriving at `now`; returns a finished group if this record completed one.
-  bool add(const Record& r, std::int64_t now, WindowResult* out);
-  // Emits the pending group if its linger has passed at `now`.
-  bool advance(std::int64_t now, WindowResult* out);
-  bool finish(WindowResult* out);  // end of stream: the partial group, if any
-  std::int64_t next_deadline() const { return count_ ? first_ + linger_ : 0; }
-  std::uint64_t held_seq() const { return count_ ? max_seq_ : ~0ULL; }
-
-  std::string save() const;
-  Status restore(std::string_view bytes);
-
- private:
-  void take(WindowResult* out);
-  std::uint64_t records_;
-  std::int64_t linger_;
-  std::string join_;
-  std::string items_;
-  std::uint64_t count_ = 0;
-  std::int64_t first_ = 0;
-  std::uint64_t max_seq_ = 0;
-  std::int64_t last_time_ = 0;
-};
 
 }  // namespace rivus

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 
+#include "batcher.h"
 #include "builtin.h"
 #include "rivus/base/clock.h"
 #include "window.h"

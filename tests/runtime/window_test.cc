@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "batcher.h"
+
 namespace rivus {
 namespace {
 

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -62,6 +63,21 @@ class RecordError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Field `index` (0-based) of a record whose fields are separated by `separator`; nullopt when the
+// record has fewer fields. The one field extractor: key_by routing and the window stage's
+// field/time_field use it.
+constexpr std::optional<std::string_view> record_field(std::string_view record, std::uint32_t index,
+                                                       char separator) {
+  std::size_t start = 0;
+  for (std::uint32_t f = 0; f < index; ++f) {
+    const std::size_t at = record.find(separator, start);
+    if (at == std::string_view::npos) return std::nullopt;
+    start = at + 1;
+  }
+  const std::size_t end = record.find(separator, start);
+  return record.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+}
 
 // FNV-1a 64 over bytes: the key hash Rivus uses for key_by routing.
 constexpr std::uint64_t hash_bytes(std::string_view s) noexcept {

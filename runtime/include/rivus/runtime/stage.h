@@ -49,15 +49,7 @@ struct KeyBySpec {
   std::string_view extract(std::string_view record) const {
     if (kind == KeyByKind::kRecord) return record;
     if (kind != KeyByKind::kField) return {};
-    std::size_t start = 0;
-    for (std::uint32_t f = 0; f < field; ++f) {
-      const auto at = record.find(separator, start);
-      if (at == std::string_view::npos) return {};
-      start = at + 1;
-    }
-    const auto end = record.find(separator, start);
-    return record.substr(start,
-                         end == std::string_view::npos ? std::string_view::npos : end - start);
+    return record_field(record, field, separator).value_or(std::string_view());
   }
 };
 const char* stage_role_name(StageRole r) noexcept;
