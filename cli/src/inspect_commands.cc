@@ -27,7 +27,7 @@
 namespace rivus::cli {
 namespace {
 
-using json = nlohmann::json;
+using nlohmann::json;
 using namespace inspect;  // these commands are the inspection room's front end
 using Clock = std::chrono::steady_clock;
 

@@ -11,7 +11,7 @@
 
 namespace rivus {
 
-using json = nlohmann::json;
+using nlohmann::json;
 
 namespace {
 

@@ -11,7 +11,7 @@
 namespace rivus::inspect {
 namespace {
 
-using json = nlohmann::json;
+using nlohmann::json;
 
 // Stage lines. Red and orange are kept for the event markers.
 constexpr const char* kPalette[] = {"#1f77b4", "#2ca02c", "#9467bd", "#17becf",

@@ -11,7 +11,7 @@
 namespace rivus::inspect {
 namespace {
 
-using json = nlohmann::json;
+using nlohmann::json;
 
 std::string percent(double share) {
   char b[16];

@@ -17,7 +17,7 @@
 
 namespace rivus::testing {
 
-using json = nlohmann::json;
+using nlohmann::json;
 using namespace std::chrono_literals;
 constexpr auto kPoll = 50ms;  // between polls that start a `rivus stat` or read a file
 

@@ -20,7 +20,7 @@ namespace rivus::testing {
 namespace {
 
 using namespace std::chrono_literals;
-using json = nlohmann::json;
+using nlohmann::json;
 
 std::string hex16(std::uint64_t x) {
   char b[17];

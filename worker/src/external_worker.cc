@@ -15,7 +15,7 @@
 namespace rivus::worker {
 namespace {
 
-using json = nlohmann::json;
+using nlohmann::json;
 
 }  // namespace
 

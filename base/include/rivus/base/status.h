@@ -101,8 +101,8 @@ const Status& status_of(const Result<T>& r) {
 
 }  // namespace rivus
 
-#define RIVUS_STATUS_CONCAT_INNER_(a, b) a##b
-#define RIVUS_STATUS_CONCAT_(a, b) RIVUS_STATUS_CONCAT_INNER_(a, b)
+#define RIVUS_STATUS_CONCAT_INNER(a, b) a##b
+#define RIVUS_STATUS_CONCAT(a, b) RIVUS_STATUS_CONCAT_INNER(a, b)
 
 // Returns the Status of `expr` (a Status or a Result<T>) if it is not ok.
 #define RIVUS_RETURN_IF_ERROR(expr)                                         \
@@ -116,8 +116,8 @@ const Status& status_of(const Result<T>& r) {
 // `lhs = value of expr`, or returns the Status of `expr` if it is not ok. `lhs` may declare a
 // variable (`RIVUS_ASSIGN_OR_RETURN(auto seg, Segment::create(...))`).
 #define RIVUS_ASSIGN_OR_RETURN(lhs, expr) \
-  RIVUS_ASSIGN_OR_RETURN_IMPL_(RIVUS_STATUS_CONCAT_(rivus_result_, __LINE__), lhs, expr)
-#define RIVUS_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
-  auto result = (expr);                                 \
-  if (!result.ok()) return result.status();             \
+  RIVUS_ASSIGN_OR_RETURN_IMPL(RIVUS_STATUS_CONCAT(rivus_result_, __LINE__), lhs, expr)
+#define RIVUS_ASSIGN_OR_RETURN_IMPL(result, lhs, expr) \
+  auto result = (expr);                                \
+  if (!result.ok()) return result.status();            \
   lhs = std::move(result).value()

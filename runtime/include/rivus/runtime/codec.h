@@ -37,14 +37,14 @@ namespace detail {
 // Character types are bytes, not numbers; signed char and unsigned char are std::int8_t and
 // std::uint8_t, so they are numbers.
 template <class T>
-inline constexpr bool is_char_type_v =
+inline constexpr bool kIsCharType =
     std::is_same_v<T, char> || std::is_same_v<T, char8_t> || std::is_same_v<T, char16_t> ||
     std::is_same_v<T, char32_t> || std::is_same_v<T, wchar_t>;
 
 // Numbers written as decimal text.
 template <class T>
-inline constexpr bool is_text_number_v =
-    std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && !is_char_type_v<T>;
+inline constexpr bool kIsTextNumber =
+    std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && !kIsCharType<T>;
 
 [[noreturn]] inline void bad_bytes(std::string_view bytes, const std::string& expected) {
   constexpr std::size_t kShown = 40;  // enough to recognise a record in a dead-letter entry
@@ -80,7 +80,7 @@ struct Codec<bool> {
 
 // Numbers: decimal text.
 template <class T>
-requires detail::is_text_number_v<T>
+requires detail::kIsTextNumber<T>
 struct Codec<T> {
   T decode(std::string_view bytes) const {
     T v{};
@@ -101,9 +101,8 @@ struct Codec<T> {
 
 // Other trivially copyable types: their object bytes.
 template <class T>
-requires(std::is_trivially_copyable_v<T> && !detail::is_text_number_v<T> &&
-         !std::is_same_v<T, bool> && !std::is_pointer_v<T> &&
-         !std::is_same_v<T, std::string_view>) struct Codec<T> {
+requires(std::is_trivially_copyable_v<T> && !detail::kIsTextNumber<T> && !std::is_same_v<T, bool> &&
+         !std::is_pointer_v<T> && !std::is_same_v<T, std::string_view>) struct Codec<T> {
   T decode(std::string_view bytes) const {
     if (bytes.size() != sizeof(T)) {
       detail::bad_bytes(bytes, "an object of " + std::to_string(sizeof(T)) + " bytes");

@@ -44,64 +44,64 @@ namespace rivus {
 namespace detail {
 
 template <class T>
-struct optional_traits : std::false_type {};
+struct OptionalTraits : std::false_type {};
 template <class T>
-struct optional_traits<std::optional<T>> : std::true_type {
-  using element = T;
+struct OptionalTraits<std::optional<T>> : std::true_type {
+  using Element = T;
 };
 
 template <class T>
-struct vector_traits : std::false_type {};
+struct VectorTraits : std::false_type {};
 template <class T, class A>
-struct vector_traits<std::vector<T, A>> : std::true_type {
-  using element = T;
+struct VectorTraits<std::vector<T, A>> : std::true_type {
+  using Element = T;
 };
 
 // The parameter type of a callable with exactly one parameter and no template parameters.
 template <class F>
-struct callable_arg : callable_arg<decltype(&F::operator())> {};
+struct CallableArg : CallableArg<decltype(&F::operator())> {};
 template <class R, class A>
-struct callable_arg<R (*)(A)> {
-  using type = A;
+struct CallableArg<R (*)(A)> {
+  using Type = A;
 };
 template <class R, class A>
-struct callable_arg<R (*)(A) noexcept> {
-  using type = A;
+struct CallableArg<R (*)(A) noexcept> {
+  using Type = A;
 };
 template <class R, class C, class A>
-struct callable_arg<R (C::*)(A)> {
-  using type = A;
+struct CallableArg<R (C::*)(A)> {
+  using Type = A;
 };
 template <class R, class C, class A>
-struct callable_arg<R (C::*)(A) const> {
-  using type = A;
+struct CallableArg<R (C::*)(A) const> {
+  using Type = A;
 };
 template <class R, class C, class A>
-struct callable_arg<R (C::*)(A) noexcept> {
-  using type = A;
+struct CallableArg<R (C::*)(A) noexcept> {
+  using Type = A;
 };
 template <class R, class C, class A>
-struct callable_arg<R (C::*)(A) const noexcept> {
-  using type = A;
+struct CallableArg<R (C::*)(A) const noexcept> {
+  using Type = A;
 };
 
 template <class F>
-inline constexpr bool takes_bytes_v = std::is_invocable_v<F&, std::string_view>;
+inline constexpr bool kTakesBytes = std::is_invocable_v<F&, std::string_view>;
 template <class F>
-inline constexpr bool takes_record_v = !takes_bytes_v<F> && std::is_invocable_v<F&, const Record&>;
+inline constexpr bool kTakesRecord = !kTakesBytes<F> && std::is_invocable_v<F&, const Record&>;
 
 // The decoded input type of a typed function.
-template <class F, bool typed = !takes_bytes_v<F> && !takes_record_v<F>>
-struct input_of {
-  using type = void;
+template <class F, bool Typed = !kTakesBytes<F> && !kTakesRecord<F>>
+struct InputOf {
+  using Type = void;
 };
 template <class F>
-struct input_of<F, true> {
-  using type = std::remove_cvref_t<typename callable_arg<F>::type>;
+struct InputOf<F, true> {
+  using Type = std::remove_cvref_t<typename CallableArg<F>::Type>;
 };
 
 template <class X>
-inline constexpr bool is_bytes_v =
+inline constexpr bool kIsBytes =
     std::is_convertible_v<const X&, std::string_view> && !std::is_same_v<X, std::nullptr_t>;
 
 // Holds the user's codec objects; codec<T>() is the first of them that handles T, or Codec<T>.
@@ -122,8 +122,8 @@ class CodecSet {
       static_assert(HasDefaultCodec<T>,
                     "Rivus has no codec for this type: specialise rivus::Codec<T> (with decode "
                     "and encode) or pass a codec object to rivus::stage(fn, codec)");
-      static const Codec<T> fallback{};
-      return fallback;
+      static const Codec<T> kFallback{};
+      return kFallback;
     }
   }
 
@@ -134,12 +134,12 @@ class CodecSet {
 // Calls `fn` on one input record, decoding it first if `fn` is typed.
 template <class F, class... Cs>
 decltype(auto) call_on(F& fn, const Record& r, const CodecSet<Cs...>& codecs) {
-  if constexpr (takes_bytes_v<F>) {
+  if constexpr (kTakesBytes<F>) {
     return fn(r.data);
-  } else if constexpr (takes_record_v<F>) {
+  } else if constexpr (kTakesRecord<F>) {
     return fn(r);
   } else {
-    using T = typename input_of<F>::type;
+    using T = typename InputOf<F>::Type;
     static_assert(std::is_invocable_v<F&, T>,
                   "a stage function takes std::string_view, const rivus::Record& or one value");
     return fn(codecs.template codec<T>().decode(r.data));
@@ -164,9 +164,9 @@ class FunctionStage final : public Stage {
   template <class R>
   void emit_all(const Record& from, R&& result, Emitter& out) {
     using D = std::remove_cvref_t<R>;
-    if constexpr (optional_traits<D>::value) {
+    if constexpr (OptionalTraits<D>::value) {
       if (result.has_value()) emit_one(from, *result, out);
-    } else if constexpr (vector_traits<D>::value) {
+    } else if constexpr (VectorTraits<D>::value) {
       for (const auto& x : result) emit_one(from, x, out);
     } else {
       emit_one(from, result, out);
@@ -177,7 +177,7 @@ class FunctionStage final : public Stage {
   void emit_one(const Record& from, const X& x, Emitter& out) {
     if constexpr (std::is_same_v<X, Record>) {
       out.emit(x);
-    } else if constexpr (is_bytes_v<X>) {
+    } else if constexpr (kIsBytes<X>) {
       out.emit(from, std::string_view(x));
     } else {
       buf_.clear();
