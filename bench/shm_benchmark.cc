@@ -79,26 +79,29 @@ struct Control {
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "the control block is shared between processes");
 
-class ControlBlock {
+// A T in anonymous shared memory: a fork()ed child sees the same object. Owns the mapping.
+template <class T>
+class SharedMapping {
  public:
-  ControlBlock() {
-    void* p =
-        mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p != MAP_FAILED) ctl_ = new (p) Control();
+  SharedMapping() {
+    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) obj_ = new (p) T();
   }
-  ~ControlBlock() {
-    if (ctl_ != nullptr) munmap(ctl_, sizeof(Control));
+  ~SharedMapping() {
+    if (obj_ != nullptr) munmap(obj_, sizeof(T));
   }
-  ControlBlock(const ControlBlock&) = delete;
-  ControlBlock& operator=(const ControlBlock&) = delete;
+  SharedMapping(const SharedMapping&) = delete;
+  SharedMapping& operator=(const SharedMapping&) = delete;
 
-  bool ok() const noexcept { return ctl_ != nullptr; }
-  Control& operator*() const noexcept { return *ctl_; }
-  Control* operator->() const noexcept { return ctl_; }
+  bool ok() const noexcept { return obj_ != nullptr; }
+  T& operator*() const noexcept { return *obj_; }
+  T* operator->() const noexcept { return obj_; }
+  T* get() const noexcept { return obj_; }
 
  private:
-  Control* ctl_ = nullptr;
+  T* obj_ = nullptr;
 };
+using ControlBlock = SharedMapping<Control>;
 
 // Spins until ready() holds. Every 4096 turns it checks the deadline and give_up(), so a lost
 // peer costs at most the deadline. Returns ready()'s last answer.
@@ -555,23 +558,7 @@ struct WordPair {
   Word pong;  // child-written
 };
 
-class SharedWords {
- public:
-  SharedWords() {
-    void* p =
-        mmap(nullptr, sizeof(WordPair), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p != MAP_FAILED) words_ = new (p) WordPair();
-  }
-  ~SharedWords() {
-    if (words_ != nullptr) munmap(words_, sizeof(WordPair));
-  }
-  SharedWords(const SharedWords&) = delete;
-  SharedWords& operator=(const SharedWords&) = delete;
-  WordPair* get() const noexcept { return words_; }
-
- private:
-  WordPair* words_ = nullptr;
-};
+using SharedWords = SharedMapping<WordPair>;
 
 int echo_words(WordPair& w, Control& ctl) {
   const auto stopping = [&] { return ctl.stop.load(std::memory_order_relaxed) != 0; };

@@ -147,3 +147,26 @@ med_quiet() {
     sed 's/^nan$/-/'
 }
 quiet_count() { get "$1" | awk -v q="${QUIET:-0.10}" '$1 <= q {n++} END {print n + 0}'; }
+
+# fnv_spec NAME COUNT SINK [EXTRA]: writes $OUT/NAME.yaml, the standard FNV pipeline (range of
+# COUNT -> fnv x2 -> SINK, the quickstart's shape): SINK is discard, file (in arrival order) or
+# ordered-file (source order). EXTRA, one YAML line, is added at the top level.
+fnv_spec() {
+  local sink="{name: out, use: discard}"
+  case "$3" in
+    file) sink="{name: out, use: file, with: {path: $OUT/$1.out}}" ;;
+    ordered-file) sink="{name: out, use: file, with: {path: $OUT/$1.out}, ordered: true}" ;;
+  esac
+  {
+    echo "# range -> fnv x2 -> $3"
+    echo "name: $1"
+    echo "ring: {capacity: 1MiB}"
+    echo "batch: {records: 1024, bytes: 256KiB, linger: 5ms}"
+    [ -n "${4:-}" ] && echo "$4"
+    echo "dead_letter: {path: $OUT/$1.dead.jsonl}"
+    echo "stages:"
+    echo "  - {name: numbers, use: range, with: {start: 0, count: $2}}"
+    echo "  - {name: hash, use: fnv, with: {rounds: 1000}, workers: 2}"
+    echo "  - $sink"
+  } > "$OUT/$1.yaml"
+}

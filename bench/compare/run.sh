@@ -47,21 +47,6 @@ done
 [ -x /usr/bin/time ] || { echo "run.sh: /usr/bin/time is missing (Debian package 'time')" >&2; exit 2; }
 
 # ---- specs ---------------------------------------------------------------------------------
-fnv_spec() {  # NAME SINK(discard|file)
-  local sink="{name: out, use: discard}"
-  [ "$2" = file ] && sink="{name: out, use: file, with: {path: $OUT/$1.out}, ordered: true}"
-  cat > "$OUT/$1.yaml" <<EOF
-# range -> fnv x2 -> $2 (the quickstart's shape)
-name: $1
-ring: {capacity: 1MiB}
-batch: {records: 1024, bytes: 256KiB, linger: 5ms}
-dead_letter: {path: $OUT/$1.dead.jsonl}
-stages:
-  - {name: numbers, use: range, with: {start: 0, count: $N}}
-  - {name: hash, use: fnv, with: {rounds: 1000}, workers: 2}
-  - $sink
-EOF
-}
 ovh_spec() {  # NAME WORKERS(0 = no passthrough stage)
   {
     echo "# range -> passthrough x$2 -> discard (the overhead workload)"
@@ -108,8 +93,8 @@ echo "load average at start: $(loadavg)"
 
 # ---- FNV workload --------------------------------------------------------------------------
 if [ -z "$ONLY" ] || [ "$ONLY" = fnv ]; then
-  fnv_spec fnv_discard discard
-  fnv_spec fnv_file file
+  fnv_spec fnv_discard "$N" discard
+  fnv_spec fnv_file "$N" ordered-file
   for ((r = 1; r <= REPS; ++r)); do
     wait_quiet
     put load "$(loadavg | cut -d' ' -f1)"

@@ -17,11 +17,11 @@
 #include "rivus/base/process.h"
 #include "rivus/inspect/html_report.h"
 #include "rivus/inspect/render.h"
+#include "rivus/inspect/report.h"
 #include "rivus/inspect/segments.h"
 #include "rivus/inspect/snapshot.h"
 #include "rivus/inspect/view.h"
 #include "rivus/shm/atomic.h"
-#include "rivus/supervisor/report.h"
 #include "top.h"
 
 namespace rivus::cli {
@@ -201,13 +201,8 @@ int cmd_report(const ReportArgs& a) {
     report->print_summary(stdout);
     return kExitOk;
   }
-  const Result<std::string> page = render_html_report(text.str());
-  if (!page.ok()) {
-    std::fprintf(stderr, "rivus: %s: %s\n", a.file.c_str(), page.status().message().c_str());
-    return kExitUsage;
-  }
   std::ofstream out(a.html, std::ios::binary | std::ios::trunc);
-  out << page.value();
+  out << render_html_report(report.value());
   out.close();
   if (!out) {
     std::fprintf(stderr, "rivus: cannot write %s\n", a.html.c_str());

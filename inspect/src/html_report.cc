@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "report_document.h"
+
 namespace rivus::inspect {
 namespace {
 
@@ -438,20 +440,14 @@ std::string render_page(const json& report) {
 
 }  // namespace
 
-Result<std::string> render_html_report(std::string_view report_json) {
-  json report;
+std::string render_html_report(const Report& report) {
   try {
-    report = json::parse(report_json);
+    return render_page(report.document().json);
   } catch (const json::exception& e) {
-    return Status::InvalidArgument(std::string("is not a JSON report: ") + e.what());
-  }
-  if (!report.is_object()) {
-    return Status::InvalidArgument("is not a Rivus report (expected a JSON object)");
-  }
-  try {
-    return render_page(report);
-  } catch (const json::exception& e) {
-    return Status::InvalidArgument(std::string("unexpected report content: ") + e.what());
+    // A field of an unexpected type that a check above missed: say so rather than fail.
+    return "<!DOCTYPE html>\n<html lang=\"en\"><meta charset=\"utf-8\"><title>Rivus report</title>"
+           "<p>This report cannot be drawn: " +
+           esc(e.what()) + "</p></html>\n";
   }
 }
 

@@ -10,9 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "metrics_server.h"
-#include "report_document.h"
 #include "rivus/base/clock.h"
 #include "rivus/base/log.h"
 #include "rivus/base/process.h"
@@ -256,8 +256,11 @@ Report run_pipeline(const PipelineSpec& spec, const RunOptions& options) {
     out << report.to_json(2) << "\n";
     if (!out) {
       base::logger("supervisor")->error("cannot write report {}", options.report_path);
-      if (report.exit_code() == kExitOk)
-        report = supervisor::with_exit_code(report, kExitRuntimeFailure);
+      if (report.exit_code() == kExitOk) {  // the same report, now a failed run
+        nlohmann::json doc = nlohmann::json::parse(report.to_json(-1));
+        doc["exit_code"] = kExitRuntimeFailure;
+        report = Report::from_json(doc.dump()).value();
+      }
     }
   }
   return report;

@@ -21,9 +21,9 @@
 
 #include "planner.h"
 #include "restart_budget.h"
+#include "rivus/inspect/report.h"
 #include "rivus/runtime/spec.h"
 #include "rivus/shm/segment.h"
-#include "rivus/supervisor/report.h"
 #include "rivus/supervisor/supervisor.h"
 
 namespace spdlog {

@@ -32,11 +32,11 @@
 #include <utility>
 #include <vector>
 
+#include "rivus/inspect/report.h"
 #include "rivus/runtime/function_stage.h"
 #include "rivus/runtime/params.h"
 #include "rivus/runtime/spec.h"
 #include "rivus/runtime/stage.h"
-#include "rivus/supervisor/report.h"
 #include "rivus/supervisor/supervisor.h"
 
 namespace rivus {

@@ -9,16 +9,14 @@
 
 #include <cstddef>
 #include <string>
-#include <string_view>
 
-#include "rivus/base/status.h"
+#include "rivus/inspect/report.h"
 
 namespace rivus::inspect {
 
-// Renders the page from the report's JSON text. Tolerates reports with missing parts (no series,
-// no events, a failed run with no stages): what is missing is said on the page instead of drawn.
-// Text that is not JSON, or not a JSON object, is an InvalidArgument error that says so.
-Result<std::string> render_html_report(std::string_view report_json);
+// Renders the page. Tolerates reports with missing parts (no series, no events, a failed run with
+// no stages, fields of unexpected types): what is missing is said on the page instead of drawn.
+std::string render_html_report(const Report& report);
 
 // The colour of the i-th stage's line (#rrggbb); the crash marker is kCrashColour.
 const char* stage_colour(std::size_t i);

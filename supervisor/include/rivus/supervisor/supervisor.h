@@ -15,8 +15,8 @@
 #include <string>
 
 #include "rivus/base/exit_codes.h"
+#include "rivus/inspect/report.h"
 #include "rivus/runtime/spec.h"
-#include "rivus/supervisor/report.h"
 
 namespace rivus {
 

@@ -3,8 +3,9 @@
 // series (docs/metrics.md, "The run report").
 //
 // run_pipeline() and Pipeline::run() return one; from_json() reads a report file back. Typed
-// accessors cover what programs usually check; to_json() is the whole document. A Report is an
-// immutable value: copies share the document, and any thread may read it.
+// accessors cover what programs usually check; to_json() is the whole document, and
+// render_html_report() (html_report.h) draws it. A Report is an immutable value: copies share
+// the document, and any thread may read it.
 #pragma once
 
 #include <cstdint>
@@ -62,11 +63,12 @@ class Report {
   std::string summary() const;
   void print_summary(std::FILE* out) const;
 
-  // The supervisor's way in (supervisor/src/report.cc): the document it built.
+  // The parsed document, for the renderers of this room (inspect/src/report_document.h).
   struct Document;
-  explicit Report(std::shared_ptr<const Document> doc);
+  const Document& document() const noexcept { return *doc_; }
 
  private:
+  explicit Report(std::shared_ptr<const Document> doc);
   std::shared_ptr<const Document> doc_;
 };
 

@@ -1,5 +1,5 @@
 // The Report type: reading report files back, typed accessors, the summary table.
-#include "rivus/supervisor/report.h"
+#include "rivus/inspect/report.h"
 
 #include <gtest/gtest.h>
 
