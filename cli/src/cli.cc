@@ -29,7 +29,7 @@ int exit_code_for(const Status& s) {
 int cli_main(int argc, char** argv) {
   CLI::App app{"rivus: multi-process shared-memory pipelines"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "rivus 0.1.0");
+  app.set_version_flag("--version", "rivus " RIVUS_VERSION);
   app.footer(
       "Exit codes: 0 ok, 1 runtime failure, 2 bad spec or usage, 3 stage failed,\n"
       "4 not found, 5 corrupt or incompatible segment, 130 interrupted. See docs/cli.md.");
