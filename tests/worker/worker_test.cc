@@ -187,8 +187,8 @@ TEST_F(WorkerLoopTest, BetweenLiveNeighboursEveryRecordArrivesOnceInOrder) {
         p.publish();
         shm::notify(seg_->worker(1).input_bell);
         const bool room = waiter.wait(
-            seg_->worker(0).space_bell, [&] { return p.free_bytes() >= shm::framed_size(rec.size()); },
-            deadline);
+            seg_->worker(0).space_bell,
+            [&] { return p.free_bytes() >= shm::framed_size(rec.size()); }, deadline);
         if (!room) return;  // the test fails below: records missing
       }
       if (i % 64 == 63) {
@@ -217,8 +217,8 @@ TEST_F(WorkerLoopTest, BetweenLiveNeighboursEveryRecordArrivesOnceInOrder) {
       c.release();
       shm::notify(seg_->worker(1).space_bell);
       if (c.at_end()) return;
-      if (!waiter.wait(seg_->worker(2).input_bell, [&] { return c.refresh() || c.at_end(); },
-                       deadline)) {
+      if (!waiter.wait(
+              seg_->worker(2).input_bell, [&] { return c.refresh() || c.at_end(); }, deadline)) {
         return;
       }
     }
