@@ -38,15 +38,23 @@ struct Fixture {
     p.publish();
   }
   IntentState intent() const { return static_cast<IntentState>(load_acquire(slot.intent_state)); }
+
+  // Worker 1's views of its two rings, as the worker loop holds them.
+  std::vector<SpscRing::Consumer> in = views<SpscRing::Consumer>(0);
+  std::vector<SpscRing::Producer> out = views<SpscRing::Producer>(1);
+  template <class View>
+  std::vector<View> views(std::uint32_t ring) {
+    std::vector<View> v;
+    v.emplace_back(seg.ring(ring));
+    return v;
+  }
 };
 
 TEST(CommitWriterTest, ApplyMovesEveryIndexAndThePositionTogether) {
   Fixture f;
   f.feed(3);
-  std::vector<SpscRing::Consumer> in;
-  in.emplace_back(f.seg.ring(0));
-  std::vector<SpscRing::Producer> out;
-  out.emplace_back(f.seg.ring(1));
+  auto& in = f.in;
+  auto& out = f.out;
   ASSERT_TRUE(in[0].refresh());
   const RecordHeader* h = in[0].peek();
   ASSERT_NE(h, nullptr);
@@ -76,10 +84,8 @@ TEST(CommitWriterTest, ApplyMovesEveryIndexAndThePositionTogether) {
 
 TEST(CommitWriterTest, WatermarkNeverGoesBackAndAnIdleCommitWakesNobody) {
   Fixture f;
-  std::vector<SpscRing::Consumer> in;
-  in.emplace_back(f.seg.ring(0));
-  std::vector<SpscRing::Producer> out;
-  out.emplace_back(f.seg.ring(1));
+  auto& in = f.in;
+  auto& out = f.out;
   const std::vector<std::uint64_t> heads = {0};
   CommitWriter w(f.slot, 10);
   w.prepare(in, heads, out, 4, w.committed());  // below the committed watermark: raised to it
@@ -94,10 +100,8 @@ TEST(CommitWriterTest, WatermarkNeverGoesBackAndAnIdleCommitWakesNobody) {
 TEST(RollForwardTest, FinishesAPreparedCommitOfADeadWorker) {
   Fixture f;
   f.feed(2);
-  std::vector<SpscRing::Consumer> in;
-  in.emplace_back(f.seg.ring(0));
-  std::vector<SpscRing::Producer> out;
-  out.emplace_back(f.seg.ring(1));
+  auto& in = f.in;
+  auto& out = f.out;
   ASSERT_TRUE(in[0].refresh());
   in[0].advance(in[0].peek());
   ASSERT_EQ(out[0].try_push("result", 0), ReserveResult::kOk);

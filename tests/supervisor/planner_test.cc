@@ -71,7 +71,8 @@ TEST(PlannerTest, EveryPairOfNeighbouringWorkersHasItsOwnRing) {
 }
 
 TEST(PlannerTest, RoutingFollowsTheReceivingStage) {
-  const Plan plan = make_plan(load(kThreeStages));
+  const PipelineSpec spec = load(kThreeStages);  // the plan points into it
+  const Plan plan = make_plan(spec);
   EXPECT_EQ(plan.workers[0].route.kind, KeyByKind::kNone);
   EXPECT_EQ(plan.workers[0].route_batch, 7u) << "the source sends hash's batch to one worker";
   EXPECT_EQ(plan.workers[1].route.kind, KeyByKind::kRecord) << "out is keyed by record";
