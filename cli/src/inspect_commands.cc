@@ -201,8 +201,13 @@ int cmd_report(const ReportArgs& a) {
     report->print_summary(stdout);
     return kExitOk;
   }
+  const Result<std::string> page = render_html_report(report.value());
+  if (!page.ok()) {
+    std::fprintf(stderr, "rivus: %s: %s\n", a.file.c_str(), page.status().message().c_str());
+    return kExitUsage;
+  }
   std::ofstream out(a.html, std::ios::binary | std::ios::trunc);
-  out << render_html_report(report.value());
+  out << page.value();
   out.close();
   if (!out) {
     std::fprintf(stderr, "rivus: cannot write %s\n", a.html.c_str());

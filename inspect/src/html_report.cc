@@ -440,14 +440,11 @@ std::string render_page(const json& report) {
 
 }  // namespace
 
-std::string render_html_report(const Report& report) {
+Result<std::string> render_html_report(const Report& report) {
   try {
     return render_page(report.document().json);
   } catch (const json::exception& e) {
-    // A field of an unexpected type that a check above missed: say so rather than fail.
-    return "<!DOCTYPE html>\n<html lang=\"en\"><meta charset=\"utf-8\"><title>Rivus report</title>"
-           "<p>This report cannot be drawn: " +
-           esc(e.what()) + "</p></html>\n";
+    return Status::InvalidArgument(std::string("unexpected report content: ") + e.what());
   }
 }
 

@@ -126,7 +126,9 @@ std::uint64_t Report::dead_letters() const {
 
 std::uint64_t Report::restarts() const { return u64(doc_->json, "restarts"); }
 
-std::string Report::to_json(int indent) const { return doc_->json.dump(indent); }
+std::string Report::to_json(int indent) const {
+  return doc_->json.dump(indent, ' ', false, json::error_handler_t::replace);
+}
 
 void Report::print_summary(std::FILE* out) const {
   const json& report = doc_->json;

@@ -53,13 +53,18 @@ using YAML::Node;
 // What the segment can hold (layout.h) bounds what a spec may ask for.
 constexpr std::uint64_t kMinRingCapacity = shm::kMinRingCapacity;
 constexpr std::uint64_t kMaxRingCapacity = shm::kMaxRingCapacity;
-constexpr std::size_t kMaxNameLength = shm::kNameSize - 1;  // the stage table keeps a NUL
-static_assert(kMaxNameLength < shm::kPipelineNameSize);
+// A stage's name lives in the stage table (kNameSize bytes with its NUL); a pipeline's in the
+// header (kPipelineNameSize), in the segment's name and in the dead-letter file's name, where 48
+// characters has always been the limit.
+constexpr std::size_t kMaxStageNameLength = shm::kNameSize - 1;
+constexpr std::size_t kMaxPipelineNameLength = 48;
+static_assert(kMaxPipelineNameLength < shm::kPipelineNameSize);
 constexpr std::int64_t kMaxWorkers = 256;
 constexpr std::int64_t kMaxSpares = 16;
 constexpr std::uint64_t kMinBatchBytes = 64;
 constexpr std::uint64_t kMinMemoryLimit = 1ULL << 20;
-constexpr const char* kNameRule = "1 to 47 characters from A-Z a-z 0-9 _ . -";
+constexpr const char* kPipelineNameRule = "1 to 48 characters from A-Z a-z 0-9 _ . -";
+constexpr const char* kStageNameRule = "1 to 47 characters from A-Z a-z 0-9 _ . -";
 
 // Keys of each mapping, in the order messages list them.
 const std::vector<std::string> kPipelineKeys = {
@@ -89,8 +94,8 @@ constexpr Alias kAliases[] = {
     {"retry_delay", "retry", "delay", true},    {"retry_backoff", "retry", "backoff", true},
 };
 
-bool valid_name(const std::string& s) {
-  if (s.empty() || s.size() > kMaxNameLength) return false;
+bool valid_name(const std::string& s, std::size_t max_length) {
+  if (s.empty() || s.size() > max_length) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '.' || c == '-';
@@ -339,11 +344,12 @@ Status SpecParser::parse_pipeline(const Fields& top, PipelineSpec* spec,
                                   nanoseconds* default_timeout) {
   const Entry* name = top.find("name");
   if (name == nullptr) {
-    return error(top.node, std::string("the pipeline has no name; expected name: ") + kNameRule);
+    return error(top.node,
+                 std::string("the pipeline has no name; expected name: ") + kPipelineNameRule);
   }
-  RIVUS_RETURN_IF_ERROR(read_scalar(*name, "name", kNameRule, &spec->name));
-  if (!valid_name(spec->name)) {
-    return bad_value(*name, "name", kNameRule);
+  RIVUS_RETURN_IF_ERROR(read_scalar(*name, "name", kPipelineNameRule, &spec->name));
+  if (!valid_name(spec->name, kMaxPipelineNameLength)) {
+    return bad_value(*name, "name", kPipelineNameRule);
   }
 
   Fields ring;
@@ -449,7 +455,7 @@ Status SpecParser::parse_stage(const Node& node, std::size_t index, std::size_t 
   std::string desc = label;
   for (auto it = node.begin(); it != node.end(); ++it) {
     if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar() &&
-        valid_name(it->second.Scalar())) {
+        valid_name(it->second.Scalar(), kMaxStageNameLength)) {
       desc = "stage '" + it->second.Scalar() + "'";
     }
   }
@@ -466,11 +472,11 @@ Status SpecParser::parse_stage_name(const Fields& f, const Node& node, const std
                                     StageSpec* out) const {
   const Entry* name = f.find("name");
   if (name == nullptr) {
-    return error(node, label + " has no name; expected name: " + kNameRule);
+    return error(node, label + " has no name; expected name: " + kStageNameRule);
   }
-  RIVUS_RETURN_IF_ERROR(read_scalar(*name, label + ".name", kNameRule, &out->name));
-  if (!valid_name(out->name)) {
-    return bad_value(*name, label + ".name", kNameRule);
+  RIVUS_RETURN_IF_ERROR(read_scalar(*name, label + ".name", kStageNameRule, &out->name));
+  if (!valid_name(out->name, kMaxStageNameLength)) {
+    return bad_value(*name, label + ".name", kStageNameRule);
   }
 
   return Status::Ok();

@@ -148,8 +148,9 @@ Report Supervisor::build_report(Outcome outcome, int exit_code) {
           ? json{{"stage", spec_.stages[static_cast<std::size_t>(failed_stage_)].name},
                  {"reason", failure_}}
           : json(nullptr);
-  (void)exit_code;                                  // it is in the document
-  return Report::from_json(report.dump()).value();  // a JSON object: cannot fail
+  // Text in the report may hold bytes that are not UTF-8 (a spec path, a failure reason cut by the
+  // stage table): they become U+FFFD instead of failing the dump. A JSON object: parses back.
+  return Report::from_json(report.dump(-1, ' ', false, json::error_handler_t::replace)).value();
 }
 
 }  // namespace supervisor

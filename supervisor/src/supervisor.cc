@@ -214,6 +214,7 @@ Report Supervisor::run() {
   if (Status s = setup(); !s.ok()) {
     if (!log_) log_ = base::logger("supervisor");
     log_->error("cannot start pipeline '{}': {}", spec_.name, s.message());
+    restore_process_state();  // the segment goes with seg_, as its owner
     return Report::not_run(spec_.name, outcome_name(Outcome::kFailed), kExitRuntimeFailure,
                            s.message());
   }
@@ -238,12 +239,17 @@ Report Supervisor::run() {
       tick();
     }
   }
+  // Whatever happens while the report is built, nothing of this run outlives run().
+  struct Cleanup {
+    Supervisor& s;
+    ~Cleanup() {
+      stop_metrics_server(s.metrics_server_);
+      s.seg_->unlink();
+      s.restore_process_state();
+    }
+  } cleanup{*this};
   const Outcome outcome = finish();
-  Report report = build_report(outcome, exit_code_of(outcome));
-  stop_metrics_server(metrics_server_);
-  seg_->unlink();
-  restore_process_state();
-  return report;
+  return build_report(outcome, exit_code_of(outcome));
 }
 
 }  // namespace supervisor
@@ -259,7 +265,9 @@ Report run_pipeline(const PipelineSpec& spec, const RunOptions& options) {
       if (report.exit_code() == kExitOk) {  // the same report, now a failed run
         nlohmann::json doc = nlohmann::json::parse(report.to_json(-1));
         doc["exit_code"] = kExitRuntimeFailure;
-        report = Report::from_json(doc.dump()).value();
+        report =
+            Report::from_json(doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+                .value();
       }
     }
   }

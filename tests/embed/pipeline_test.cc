@@ -312,6 +312,32 @@ TEST_F(PipelineTest, ComposingPipelinesFlattensThem) {
   EXPECT_EQ(read_lines(out).size(), 5u);
 }
 
+// Regression: with(param, 0.5) picked the bool overload (a standard conversion beats the one to
+// ParamValue) and sent `true`.
+TEST_F(PipelineTest, WithKeepsEachKindOfValue) {
+  const rivus::Pipeline p = rivus::range(0, 1) >>
+                            rivus::use("anything")
+                                .with("ratio", 0.5)
+                                .with("single", 0.25f)
+                                .with("flag", true)
+                                .with("count", 3)
+                                .with("big", std::uint64_t{1} << 40)
+                                .with("text", "t")
+                                .with("list", std::vector<std::string>{"a", "b"})
+                                .with("wait", 250ms) >>
+                            rivus::discard();
+  const auto doc = nlohmann::json::parse(p.to_yaml());
+  const auto& with = doc["stages"][1]["with"];
+  EXPECT_EQ(with["ratio"], 0.5);
+  EXPECT_EQ(with["single"], 0.25);
+  EXPECT_EQ(with["flag"], true);
+  EXPECT_EQ(with["count"], 3);
+  EXPECT_EQ(with["big"], std::int64_t{1} << 40);
+  EXPECT_EQ(with["text"], "t");
+  EXPECT_EQ(with["list"], nlohmann::json::array({"a", "b"}));
+  EXPECT_EQ(with["wait"], "250ms");
+}
+
 TEST_F(PipelineTest, ToYamlIsTheSpecThatRuns) {
   const rivus::Pipeline p =
       (rivus::range(0, 3) >> rivus::stage([](std::string_view s) { return s; })

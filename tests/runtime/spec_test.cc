@@ -574,10 +574,10 @@ TEST_F(SpecTest, StageCheckFailureCarriesTheLocation) {
 TEST_F(SpecTest, PipelineNameIsRequiredAndChecked) {
   expect_invalid("stages: []\n", "p.yaml:1:1:", "the pipeline has no name");
   expect_invalid("name: my pipeline\n" + three_stages().substr(8),
-                 "p.yaml:1:7:", "name is 'my pipeline'; expected 1 to 47 characters");
-  expect_invalid("name: " + std::string(48, 'a') + "\n" + three_stages().substr(8),
-                 "p.yaml:1:7:", "expected 1 to 47 characters");
-  EXPECT_TRUE(parse("name: " + std::string(47, 'a') + "\n" + three_stages().substr(8)).ok());
+                 "p.yaml:1:7:", "name is 'my pipeline'; expected 1 to 48 characters");
+  expect_invalid("name: " + std::string(49, 'a') + "\n" + three_stages().substr(8),
+                 "p.yaml:1:7:", "expected 1 to 48 characters");
+  EXPECT_TRUE(parse("name: " + std::string(48, 'a') + "\n" + three_stages().substr(8)).ok());
 }
 
 // A stage's name is stored in the segment's stage table (48 bytes with its NUL): a 48-character

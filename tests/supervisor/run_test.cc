@@ -275,6 +275,25 @@ TEST(OrderedTest, OutputFollowsSourceOrderThroughTwoPools) {
   EXPECT_EQ(read_lines(dir.file("out.txt")), expected_fnv(n, 10));
 }
 
+// Regression: the report is built as JSON text, and a spec path that is not UTF-8 (a Latin-1
+// file name) made building it throw: exit 1 ("internal error") and no report. Such bytes now
+// become U+FFFD and the run is reported as it went.
+TEST(ReportTest, ASpecPathThatIsNotUtf8StillGivesAReport) {
+  TempDir dir;
+  const std::string spec = dir.write("caf\xe9.yaml",
+                                     "name: latin\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 5}}\n"
+                                     "  - {name: out, use: discard}\n");
+  const auto r =
+      run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(read_file(dir.file("r.json")));
+  EXPECT_EQ(report["status"], "finished");
+  EXPECT_NE(report["spec"].get<std::string>().find("caf\xef\xbf\xbd.yaml"), std::string::npos)
+      << report["spec"];
+}
+
 TEST(SignalTest, SigintDrainsReportsAndLeavesNoSegment) {
   TempDir dir;
   const std::string spec = dir.write("p.yaml",

@@ -82,11 +82,20 @@ class Step {
   Step& with(const std::string& param, const char* value) {
     return with(param, ParamValue(std::string(value)));
   }
-  Step& with(const std::string& param, bool value) { return with(param, ParamValue(value)); }
+  // One overload per kind of number: a double must not become a bool (a standard conversion
+  // beats the user-defined one to ParamValue), nor a bool an integer.
+  template <class T>
+  requires std::is_same_v<T, bool> Step& with(const std::string& param, T value) {
+    return with(param, ParamValue(value));
+  }
   template <class T>
   requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) Step& with(const std::string& param,
                                                                          T value) {
     return with(param, ParamValue(static_cast<std::int64_t>(value)));
+  }
+  template <class T>
+  requires std::is_floating_point_v<T> Step& with(const std::string& param, T value) {
+    return with(param, ParamValue(static_cast<double>(value)));
   }
   template <class Rep, class Period>
   Step& with(const std::string& param, std::chrono::duration<Rep, Period> d) {

@@ -15,8 +15,9 @@
 namespace rivus::inspect {
 
 // Renders the page. Tolerates reports with missing parts (no series, no events, a failed run with
-// no stages, fields of unexpected types): what is missing is said on the page instead of drawn.
-std::string render_html_report(const Report& report);
+// no stages): what is missing is said on the page instead of drawn. A part of an unexpected type
+// is an InvalidArgument error ("unexpected report content: ...").
+Result<std::string> render_html_report(const Report& report);
 
 // The colour of the i-th stage's line (#rrggbb); the crash marker is kCrashColour.
 const char* stage_colour(std::size_t i);

@@ -98,8 +98,9 @@ class CommitWriter {
   }
 
   // Steps 2 and 3, after prepare() with the same arguments. Calls on_output(j) for every output
-  // whose tail or watermark moved (its consumer may be asleep) and returns true if any input's
-  // head moved (its producer may be asleep); the caller rings those bells after this returns.
+  // whose tail or watermark moved, right after publishing it (the caller rings that consumer's
+  // bell there), and returns true if any input's head moved (the caller then rings the
+  // producers' bells).
   template <class OnOutput>
   bool apply(std::span<SpscRing::Consumer> inputs, std::span<const std::uint64_t> heads,
              std::span<SpscRing::Producer> outputs, OnOutput&& on_output) noexcept {
