@@ -150,6 +150,33 @@ std::string duration(double s) {
   return b;
 }
 
+// Names what holds the run back: the busy stage, and what the stages before it actually do —
+// block on its full input, or nothing any more (a finished source leaves a queue to work off).
+std::string bottleneck_hint(const PipelineView& v) {
+  const auto at = static_cast<std::size_t>(v.bottleneck);
+  const StageView& s = v.stages[at];
+  std::string hint =
+      "bottleneck: " + s.snap.name + " is busy " + pct(s.shares.busy) + " of its time";
+  std::vector<std::string> blocked;
+  bool upstream_done = true;
+  for (std::size_t i = 0; i < at; ++i) {
+    const StageView& u = v.stages[i];
+    if (u.state != "finished") upstream_done = false;
+    if (u.state != "finished" && u.shares.blocked >= 0.2) blocked.push_back(u.snap.name);
+  }
+  if (!blocked.empty()) {
+    hint += "; ";
+    for (std::size_t i = 0; i < blocked.size(); ++i) hint += (i ? ", " : "") + blocked[i];
+    hint += blocked.size() == 1 ? " blocks" : " block";
+    hint += " on full rings";
+  } else if (at > 0 && upstream_done) {
+    hint += "; the stages before it have finished, it works off its queue (" +
+            human_count(static_cast<double>(s.queue_records)) + " records)";
+  }
+  if (at + 1 < v.stages.size()) hint += "; the stages after it wait for input";
+  return hint;
+}
+
 std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tty, bool keys) {
   std::vector<std::string> lines;
   char b[512];
@@ -162,16 +189,21 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
                 v.snap.name.c_str(), v.snap.pid, state, duration(v.snap.uptime_s).c_str(),
                 window.c_str(), static_cast<unsigned long long>(v.snap.total_restarts));
   lines.push_back(std::string(tty ? kBold : "") + b + (tty ? kReset : ""));
-  if (v.total > 0) {
-    const double f = static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total);
-    const double rate = v.stages.empty() ? 0 : v.stages.back().records_per_s;
-    std::string eta = "-";
-    if (rate > 0 && v.done < v.total && !run_state_final(v.snap.run_state))
-      eta = duration(static_cast<double>(v.total - v.done) / rate);
-    std::snprintf(b, sizeof b, "progress [%s] %5.1f%%  %llu / %llu records  ETA %s",
-                  bar(f, 30, '#', '.').c_str(), 100 * f, static_cast<unsigned long long>(v.done),
-                  static_cast<unsigned long long>(v.total), eta.c_str());
+  if (v.progress.total > 0) {
+    const double f = v.progress.fraction();
+    const std::string eta = v.eta_s() >= 0 ? duration(v.eta_s()) : "-";
+    std::snprintf(
+        b, sizeof b, "progress [%s] %5.1f%%  %llu / %llu %s  ETA %s", bar(f, 30, '#', '.').c_str(),
+        100 * f, static_cast<unsigned long long>(v.progress.done),
+        static_cast<unsigned long long>(v.progress.total), v.progress.unit(), eta.c_str());
     lines.push_back(b);
+  }
+  if (v.snap.run_state == static_cast<std::uint32_t>(shm::RunState::kDraining)) {
+    std::uint64_t queued = 0;
+    for (const StageView& s : v.stages) queued += s.queue_records;
+    std::snprintf(b, sizeof b, "draining: sources stopped, %llu records still queued",
+                  static_cast<unsigned long long>(queued));
+    lines.push_back(std::string(tty ? kAlert : "") + b + (tty ? kReset : ""));
   }
   lines.emplace_back();
   std::snprintf(b, sizeof b, "%-18s %3s %-9s %9s %11s  %-17s %4s %4s %5s  %-20s %6s %4s %8s",
@@ -182,9 +214,10 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
     const bool source = s.snap.kind == static_cast<std::uint32_t>(shm::StageKind::kSource);
     const std::uint64_t total = source ? s.snap.totals.records_out : s.snap.totals.records_in;
     std::string queue = "-";
-    if (s.queue_fill >= 0) {
-      queue = '[';
-      queue += bar(s.queue_fill, 10, '#', '.');
+    if (s.queue_fill >= 0) {  // records waiting, then how full the rings are in bytes
+      queue = human_count(static_cast<double>(s.queue_records));
+      queue += " [";
+      queue += bar(s.queue_fill, 6, '#', '.');
       queue += ']';
       queue += pct(s.queue_fill);
     }
@@ -221,12 +254,7 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
   }
   lines.emplace_back();
   if (v.bottleneck >= 0) {
-    const StageView& s = v.stages[static_cast<std::size_t>(v.bottleneck)];
-    std::snprintf(b, sizeof b,
-                  "bottleneck: %s is busy %s of its time; stages before it block on full rings, "
-                  "stages after it wait for input",
-                  s.snap.name.c_str(), pct(s.shares.busy).c_str());
-    lines.push_back(b);
+    lines.push_back(bottleneck_hint(v));
   } else if (!v.live || run_state_final(v.snap.run_state)) {
     lines.push_back("the run is over");
   } else {
@@ -255,7 +283,7 @@ void draw(const std::vector<std::string>& lines, bool tty) {
 int run_top(const TopOptions& options) {
   auto resolved = resolve_segment(options.target);
   if (!resolved.ok()) {
-    std::fprintf(stderr, "rivus: %s\n", resolved.status().message().c_str());
+    print_error(resolved.status().message());
     return exit_code_for(resolved.status());
   }
   const shm::Segment& seg = resolved->segment;

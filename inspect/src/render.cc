@@ -87,7 +87,7 @@ constexpr int kFirstLe = 10;
 constexpr int kLastLe = 35;
 
 void histogram_samples(PromWriter& w, const std::string& name, const std::string& labels,
-                       const Histogram& h) {
+                       const Histogram& h, std::uint64_t sum_ns) {
   std::uint64_t cumulative = 0;
   std::size_t b = 0;
   for (int k = kFirstLe; k <= kLastLe; ++k) {
@@ -97,6 +97,7 @@ void histogram_samples(PromWriter& w, const std::string& name, const std::string
   }
   const std::uint64_t count = histogram_count(h);
   w.sample(name + "_bucket", labels + ",le=\"+Inf\"", number(count));
+  w.sample(name + "_sum", labels, number(static_cast<double>(sum_ns) / 1e9));
   w.sample(name + "_count", labels, number(count));
 }
 
@@ -141,11 +142,20 @@ std::string render_text(const PipelineView& v) {
                 human_seconds(v.window_s).c_str(),
                 static_cast<unsigned long long>(v.snap.total_restarts));
   out += line;
-  if (v.total > 0) {
-    std::snprintf(
-        line, sizeof line, "progress: %llu of %llu records (%.1f%%)\n",
-        static_cast<unsigned long long>(v.done), static_cast<unsigned long long>(v.total),
-        100.0 * static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total));
+  if (v.progress.total > 0) {
+    std::snprintf(line, sizeof line, "progress: %llu of %llu %s (%.1f%%)",
+                  static_cast<unsigned long long>(v.progress.done),
+                  static_cast<unsigned long long>(v.progress.total), v.progress.unit(),
+                  100.0 * v.progress.fraction());
+    out += line;
+    if (v.eta_s() >= 0) out += ", ETA " + human_seconds(v.eta_s());
+    out += "\n";
+  }
+  std::uint64_t queued = 0;
+  for (const StageView& s : v.stages) queued += s.queue_records;
+  if (v.snap.run_state == static_cast<std::uint32_t>(shm::RunState::kDraining)) {
+    std::snprintf(line, sizeof line, "draining: the sources have stopped; %llu records queued\n",
+                  static_cast<unsigned long long>(queued));
     out += line;
   }
   if (v.bottleneck >= 0) {
@@ -155,21 +165,24 @@ std::string render_text(const PipelineView& v) {
     out += line;
   }
   std::snprintf(line, sizeof line,
-                "\n%-18s %-9s %-9s %9s %10s %10s %6s %6s %5s %5s %5s %4s %8s %8s %8s\n", "STAGE",
+                "\n%-18s %-9s %-9s %9s %10s %10s %6s %12s %5s %5s %5s %4s %8s %8s %8s\n", "STAGE",
                 "KIND", "STATE", "REC/s", "IN", "OUT", "ERR%", "QUEUE", "BUSY", "IDLE", "BLOCK",
                 "RST", "P50", "P95", "P99");
   out += line;
   auto row = [&](const std::string& name, const std::string& kind, const std::string& state,
                  double rate, const shm::WorkerCounters& c, double err, double fill,
-                 const TimeShares& sh, std::uint64_t restarts, const Quantiles& lat) {
-    const std::string q = fill < 0 ? "-" : percent(fill);
+                 std::uint64_t queued, const TimeShares& sh, std::uint64_t restarts,
+                 const Quantiles& lat) {
+    // Records waiting, then how full the rings are in bytes.
+    const std::string q =
+        fill < 0 ? "-" : human_count(static_cast<double>(queued)) + " " + percent(fill);
     const std::string p50 = lat.count ? human_seconds(lat.p50) : "-";
     const std::string p95 = lat.count ? human_seconds(lat.p95) : "-";
     const std::string p99 = lat.count ? human_seconds(lat.p99) : "-";
     char e[16];
     std::snprintf(e, sizeof e, "%.2f", 100.0 * err);
     std::snprintf(line, sizeof line,
-                  "%-18s %-9s %-9s %9s %10llu %10llu %6s %6s %5s %5s %5s %4llu %8s %8s %8s\n",
+                  "%-18s %-9s %-9s %9s %10llu %10llu %6s %12s %5s %5s %5s %4llu %8s %8s %8s\n",
                   name.c_str(), kind.c_str(), state.c_str(), human_count(rate).c_str(),
                   static_cast<unsigned long long>(c.records_in),
                   static_cast<unsigned long long>(c.records_out), e, q.c_str(),
@@ -180,13 +193,13 @@ std::string render_text(const PipelineView& v) {
   for (const StageView& s : v.stages) {
     const bool source = s.snap.kind == static_cast<std::uint32_t>(shm::StageKind::kSource);
     row(s.snap.name + (s.bottleneck ? " *" : ""), stage_kind_name(s.snap.kind), s.state,
-        s.records_per_s, s.snap.totals, s.error_rate, s.queue_fill, s.shares, s.snap.restarts,
-        s.latency);
+        s.records_per_s, s.snap.totals, s.error_rate, s.queue_fill, s.queue_records, s.shares,
+        s.snap.restarts, s.latency);
     if (!s.snap.failure.empty()) out += "  failure: " + s.snap.failure + "\n";
     for (const WorkerView& w : s.workers) {
       row("  #" + std::to_string(w.snap.index) + " pid " + std::to_string(w.snap.pid), "",
           worker_state_name(w.snap.state), source ? w.rate.records_out : w.rate.records_in,
-          w.snap.counters, w.error_rate, -1, w.shares, w.snap.restarts, Quantiles{});
+          w.snap.counters, w.error_rate, -1, 0, w.shares, w.snap.restarts, Quantiles{});
     }
   }
   if (v.bottleneck >= 0) out += "* the bottleneck: busy while the stages around it block or idle\n";
@@ -247,7 +260,8 @@ std::string render_json(const PipelineView& v, int indent) {
                       {"records_per_s", s.records_per_s},
                       {"error_rate", s.error_rate},
                       {"queue", s.queue_fill < 0 ? json(nullptr)
-                                                 : json{{"bytes", s.snap.queue_bytes},
+                                                 : json{{"records", s.queue_records},
+                                                        {"bytes", s.snap.queue_bytes},
                                                         {"capacity", s.snap.queue_capacity},
                                                         {"fill", s.queue_fill}}},
                       {"shares", shares(s.shares)},
@@ -257,16 +271,12 @@ std::string render_json(const PipelineView& v, int indent) {
                       {"workers_detail", workers}});
   }
   json progress = nullptr;
-  if (v.total > 0) {
-    const double pct =
-        100.0 * static_cast<double>(std::min(v.done, v.total)) / static_cast<double>(v.total);
-    const double rate = v.stages.empty() ? 0 : v.stages.back().records_per_s;
-    progress = {{"done", v.done},
-                {"total", v.total},
-                {"percent", pct},
-                {"eta_s", rate > 0 && v.done < v.total && !run_state_final(v.snap.run_state)
-                              ? json(static_cast<double>(v.total - v.done) / rate)
-                              : json(nullptr)}};
+  if (v.progress.total > 0) {
+    progress = {{"done", v.progress.done},
+                {"total", v.progress.total},
+                {"unit", v.progress.unit()},
+                {"percent", 100.0 * v.progress.fraction()},
+                {"eta_s", v.eta_s() >= 0 ? json(v.eta_s()) : json(nullptr)}};
   }
   const json doc = {
       {"schema", "rivus.stat/1"},
@@ -332,8 +342,29 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
   w.family("rivus_stage_expected_records", "gauge",
            "Records the source stage says it will produce (only sources that know).");
   for (const auto& st : s.stages) {
-    if (st.total_hint > 0)
+    if (st.total_hint > 0 && (st.flags & shm::kStageTotalBytes) == 0)
       w.sample("rivus_stage_expected_records", stage_l(st), number(st.total_hint));
+  }
+  w.family("rivus_stage_input_bytes", "gauge",
+           "Bytes of input a source will read (sources over a file of known size).");
+  for (const auto& st : s.stages) {
+    if (st.total_hint > 0 && (st.flags & shm::kStageTotalBytes) != 0)
+      w.sample("rivus_stage_input_bytes", stage_l(st), number(st.total_hint));
+  }
+  w.family("rivus_stage_input_read_bytes", "gauge",
+           "Bytes of that input the source has committed (progress against input_bytes).");
+  for (const auto& st : s.stages) {
+    if (st.total_hint > 0 && (st.flags & shm::kStageTotalBytes) != 0) {
+      std::uint64_t read = 0;
+      for (const auto& wk : st.workers) read += wk.position;
+      w.sample("rivus_stage_input_read_bytes", stage_l(st), number(read));
+    }
+  }
+  w.family("rivus_stage_queue_records", "gauge",
+           "Records waiting in the stage's input rings (published, not yet released).");
+  for (const auto& st : s.stages) {
+    if (st.queue_capacity > 0)
+      w.sample("rivus_stage_queue_records", stage_l(st), number(st.queue_records));
   }
   w.family("rivus_stage_queue_bytes", "gauge",
            "Bytes waiting in the stage's input rings (published, not yet released).");
@@ -349,15 +380,17 @@ std::string render_prometheus(const PipelineSnapshot& s, bool live) {
     }
   }
   w.family("rivus_stage_batch_seconds", "histogram",
-           "Time in stage code per batch (log2 buckets; no _sum: the segment keeps none).");
-  for (const auto& st : s.stages)
-    histogram_samples(w, "rivus_stage_batch_seconds", stage_l(st), st.batch_ns);
-  w.family(
-      "rivus_stage_latency_seconds", "histogram",
-      "End-to-end record latency, source timestamp to sink (sinks only; log2 buckets; no _sum).");
+           "Time in stage code per batch (log2 buckets).");
+  for (const auto& st : s.stages) {
+    histogram_samples(w, "rivus_stage_batch_seconds", stage_l(st), st.batch_ns,
+                      st.totals.batch_ns_sum);
+  }
+  w.family("rivus_stage_latency_seconds", "histogram",
+           "End-to-end record latency, source timestamp to sink (sinks only; log2 buckets).");
   for (const auto& st : s.stages) {
     if (st.kind == static_cast<std::uint32_t>(shm::StageKind::kSink)) {
-      histogram_samples(w, "rivus_stage_latency_seconds", stage_l(st), st.latency_ns);
+      histogram_samples(w, "rivus_stage_latency_seconds", stage_l(st), st.latency_ns,
+                        st.totals.latency_ns_sum);
     }
   }
 

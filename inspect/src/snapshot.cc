@@ -7,6 +7,7 @@
 
 #include "rivus/base/clock.h"
 #include "rivus/shm/atomic.h"
+#include "rivus/shm/spsc_ring.h"
 
 namespace rivus::inspect {
 
@@ -33,6 +34,29 @@ void copy_histogram(const shm::Log2Histogram& from, Histogram& to) {
 }
 
 std::string bounded(const char* s, std::size_t n) { return std::string(s, strnlen(s, n)); }
+
+// Records between ring r's head and tail. A read-only walk with a private consumer (it never
+// releases): if the real consumer moves on meanwhile, the producer may reuse bytes behind it,
+// and the walk stops at the first frame that no longer frames a record.
+std::uint64_t count_waiting(const shm::Segment& seg, std::uint32_t r) {
+  const shm::RingDescriptor& d = seg.ring_descriptor(r);
+  if (d.capacity == 0 || (d.capacity & (d.capacity - 1)) != 0 || d.data_offset > seg.size() ||
+      d.capacity > seg.size() - d.data_offset) {
+    return 0;
+  }
+  shm::SpscRing::Consumer walker(seg.ring(r));
+  (void)walker.refresh();
+  std::uint64_t n = 0;
+  // Each frame takes at least 32 bytes: the bound ends the walk even over garbage.
+  const std::uint64_t most = d.capacity / sizeof(shm::RecordHeader);
+  while (n < most) {
+    const shm::RecordHeader* h = walker.peek();
+    if (h == nullptr) break;
+    walker.advance(h);
+    ++n;
+  }
+  return n;
+}
 
 }  // namespace
 
@@ -61,6 +85,7 @@ PipelineSnapshot take_snapshot(const shm::Segment& seg) {
     st.name = bounded(e.name, sizeof e.name);
     st.use = bounded(e.use, sizeof e.use);
     st.kind = e.kind;
+    st.flags = e.flags;
     st.state = load_acquire(e.state);
     st.restarts = load_relaxed(e.restarts);
     st.failure = bounded(e.failure, sizeof e.failure);
@@ -78,6 +103,7 @@ PipelineSnapshot take_snapshot(const shm::Segment& seg) {
       ws.last_exit_code = load_relaxed(slot.last_exit_code);
       ws.started_mono_ns = load_relaxed(slot.started_mono_ns);
       ws.lost_ns = load_relaxed(slot.lost_ns);
+      ws.position = load_relaxed(slot.position);
       copy_counters(slot.counters, ws.counters);
       copy_histogram(slot.batch_ns, ws.batch_ns);
       copy_histogram(slot.latency_ns, ws.latency_ns);
@@ -101,8 +127,23 @@ PipelineSnapshot take_snapshot(const shm::Segment& seg) {
     const std::uint64_t tail = load_acquire(d.tail);
     p.stages[stage].queue_bytes += tail >= head ? std::min(tail - head, d.capacity) : 0;
     p.stages[stage].queue_capacity += d.capacity;
+    p.stages[stage].queue_records += count_waiting(seg, r);
   }
   return p;
+}
+
+Progress progress_of(const PipelineSnapshot& p) {
+  Progress g;
+  if (p.stages.empty()) return g;
+  const StageSnapshot& source = p.stages.front();
+  g.total = source.total_hint;
+  g.bytes = (source.flags & shm::kStageTotalBytes) != 0;
+  if (g.bytes) {
+    for (const WorkerSnapshot& w : source.workers) g.done += w.position;
+  } else {
+    g.done = p.stages.back().totals.records_in;
+  }
+  return g;
 }
 
 TimeShares time_shares(const shm::WorkerCounters& now, const shm::WorkerCounters& before) {

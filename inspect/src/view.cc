@@ -53,6 +53,14 @@ Quantiles quantiles_of(const Histogram& ns) {
   return q;
 }
 
+double PipelineView::eta_s() const {
+  if (progress.total == 0 || progress_rate <= 0 || progress.done >= progress.total ||
+      run_state_final(snap.run_state)) {
+    return -1;
+  }
+  return static_cast<double>(progress.total - progress.done) / progress_rate;
+}
+
 PipelineView make_view(const PipelineSnapshot& now, const PipelineSnapshot* before, bool live) {
   PipelineView v;
   v.snap = now;
@@ -86,6 +94,7 @@ PipelineView make_view(const PipelineSnapshot& now, const PipelineSnapshot* befo
     sv.records_per_s = source ? sv.rate.records_out : sv.rate.records_in;
     sv.error_rate = error_rate_of(source, s.totals, bt);
     sv.shares = time_shares(s.totals, bt);
+    sv.queue_records = s.queue_records;
     if (s.queue_capacity > 0) {
       sv.queue_fill = static_cast<double>(s.queue_bytes) / static_cast<double>(s.queue_capacity);
     }
@@ -108,10 +117,8 @@ PipelineView make_view(const PipelineSnapshot& now, const PipelineSnapshot* befo
     }
     v.stages.push_back(std::move(sv));
   }
-  if (!now.stages.empty()) {
-    v.done = now.stages.back().totals.records_in;
-    v.total = now.stages.front().total_hint;
-  }
+  v.progress = progress_of(now);
+  v.progress_rate = per_second(v.progress.done, before ? progress_of(*before).done : 0, w);
   if (live && !run_state_final(now.run_state)) {
     double best = kBottleneckBusyShare;
     for (std::size_t i = 0; i < v.stages.size(); ++i) {

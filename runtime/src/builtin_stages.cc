@@ -65,7 +65,6 @@ class RangeSource final : public Source {
     return next_ < count_;
   }
   std::uint64_t position() const override { return next_; }
-  std::uint64_t size_hint() const override { return count_; }
 
  private:
   std::int64_t start_ = 0;
@@ -299,6 +298,10 @@ void register_builtin_stages(StageRegistry& r) {
                       if (p.get_int("count") < 0)
                         return Status::InvalidArgument("count must be >= 0");
                       return Status::Ok();
+                    },
+                .size_hint =
+                    [](const Params& p) {
+                      return SizeHint{.total = static_cast<std::uint64_t>(p.get_int("count"))};
                     }});
   (void)r.add(StageInfo{
       .name = "lines",
@@ -315,6 +318,17 @@ void register_builtin_stages(StageRegistry& r) {
                                              "' cannot be read: " + std::strerror(errno));
             }
             return Status::Ok();
+          },
+      // A regular file's size: the committed byte offset measures progress against it. Pipes,
+      // FIFOs and standard input have no size known in advance.
+      .size_hint =
+          [](const Params& p) {
+            const std::string path = p.get_string("path");
+            struct stat st {};
+            if (path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+              return SizeHint{};
+            }
+            return SizeHint{.total = static_cast<std::uint64_t>(st.st_size), .bytes = true};
           }});
   (void)r.add(StageInfo{
       .name = "fnv",

@@ -79,8 +79,8 @@ TEST(ViewTest, RatesCoverTheWindowBetweenTwoSnapshots) {
   EXPECT_DOUBLE_EQ(v.stages[1].workers[1].rate.records_in, 600.0);
   EXPECT_DOUBLE_EQ(v.stages[2].queue_fill, 0.25);
   EXPECT_EQ(v.stages[0].queue_fill, -1) << "a source has no input queue";
-  EXPECT_EQ(v.done, 10'000u);
-  EXPECT_EQ(v.total, 100'000u);
+  EXPECT_EQ(v.progress.done, 10'000u);
+  EXPECT_EQ(v.progress.total, 100'000u);
 }
 
 TEST(ViewTest, WithoutABeforeSnapshotRatesAreSinceTheStart) {
@@ -160,6 +160,35 @@ TEST(ViewTest, PercentilesAreBucketUpperBoundsOfTheWindow) {
   EXPECT_DOUBLE_EQ(q.p50, std::ldexp(1.0, 21) / 1e9);
   EXPECT_DOUBLE_EQ(q.p95, std::ldexp(1.0, 31) / 1e9);
   EXPECT_EQ(make_view(now, &before, true).stages[1].latency.count, 0u);
+}
+
+// A `lines` source over a file: progress is the source's committed byte offset of the file's
+// size, and the ETA follows the bytes per second.
+TEST(ViewTest, ProgressOfASourceThatKnowsItsBytes) {
+  PipelineSnapshot before = at(8, 8);
+  PipelineSnapshot now = at(10, 10);
+  for (PipelineSnapshot* p : {&before, &now}) {
+    p->stages[0].total_hint = 1'000'000;
+    p->stages[0].flags = shm::kStageTotalBytes;
+  }
+  before.stages[0].workers[0].position = 200'000;
+  now.stages[0].workers[0].position = 400'000;
+  const PipelineView v = make_view(now, &before, true);
+  EXPECT_TRUE(v.progress.bytes);
+  EXPECT_STREQ(v.progress.unit(), "bytes");
+  EXPECT_EQ(v.progress.done, 400'000u);
+  EXPECT_EQ(v.progress.total, 1'000'000u);
+  EXPECT_DOUBLE_EQ(v.progress.fraction(), 0.4);
+  EXPECT_DOUBLE_EQ(v.progress_rate, 100'000.0);
+  EXPECT_DOUBLE_EQ(v.eta_s(), 6.0);
+  now.run_state = static_cast<std::uint32_t>(shm::RunState::kFinished);
+  EXPECT_EQ(make_view(now, &before, false).eta_s(), -1) << "no ETA once the run is over";
+}
+
+TEST(ViewTest, QueueRecordsAreCarriedToTheView) {
+  PipelineSnapshot now = at(10, 10);
+  now.stages[2].queue_records = 745;
+  EXPECT_EQ(make_view(now, nullptr, true).stages[2].queue_records, 745u);
 }
 
 }  // namespace

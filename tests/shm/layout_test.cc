@@ -20,7 +20,7 @@ namespace {
   } while (0)
 
 TEST(LayoutTest, VersionAndMagicArePinned) {
-  EXPECT_EQ(kLayoutVersion, 1u) << "bump the layout version test together with kLayoutVersion";
+  EXPECT_EQ(kLayoutVersion, 2u) << "bump the layout version test together with kLayoutVersion";
   EXPECT_EQ(kSegmentMagic, 0x314D485355564952ULL);
   EXPECT_EQ(kCacheLine, 64u);
   EXPECT_EQ(kSectionCount, 5u);
@@ -100,7 +100,9 @@ TEST(LayoutTest, WorkerCountersLayoutIsStable) {
   EXPECT_FIELD(WorkerCounters, idle_ns, 72, 8);
   EXPECT_FIELD(WorkerCounters, blocked_ns, 80, 8);
   EXPECT_FIELD(WorkerCounters, heartbeat_ns, 88, 8);
-  EXPECT_FIELD(WorkerCounters, reserved, 96, 32);
+  EXPECT_FIELD(WorkerCounters, batch_ns_sum, 96, 8);
+  EXPECT_FIELD(WorkerCounters, latency_ns_sum, 104, 8);
+  EXPECT_FIELD(WorkerCounters, reserved, 112, 16);
 }
 
 TEST(LayoutTest, WorkerSlotLayoutIsStable) {
@@ -211,6 +213,7 @@ TEST(LayoutTest, EnumValuesArePinned) {
   EXPECT_EQ(static_cast<std::uint32_t>(IntentState::kDone), 2u);
   EXPECT_EQ(kStageOrdered, 1u);
   EXPECT_EQ(kStageKeyed, 2u);
+  EXPECT_EQ(kStageTotalBytes, 4u);
 }
 
 #undef EXPECT_FIELD

@@ -245,6 +245,7 @@ int WorkerLoop::run_source() {
     counter_add(slot_.counters.busy_ns, busy.count());
     counter_add(slot_.counters.batches, 1);
     histogram_add(slot_.batch_ns, static_cast<std::uint64_t>(busy.count()));
+    counter_add(slot_.counters.batch_ns_sum, busy.count());
     if (!more) break;
     commit(false);
   }
@@ -396,10 +397,13 @@ void WorkerLoop::process_gathered() {
     counter_add(slot_.counters.records_out, n);
     counter_add(slot_.counters.bytes_out, bytes);
     const std::int64_t now = base::realtime_ns();
+    std::uint64_t latency_sum = 0;
     for (const Record& r : batch_) {
-      histogram_add(slot_.latency_ns,
-                    static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - r.time_ns)));
+      const auto latency = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - r.time_ns));
+      histogram_add(slot_.latency_ns, latency);
+      latency_sum += latency;
     }
+    counter_add(slot_.counters.latency_ns_sum, latency_sum);
   }
   if (!uncommitted()) choose_output_for_batch();
   if (careful_) {
@@ -440,6 +444,7 @@ void WorkerLoop::run_stage_call(std::size_t first, std::size_t count) {
       const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
       counter_add(w.slot_.counters.busy_ns, busy.count());
       histogram_add(w.slot_.batch_ns, static_cast<std::uint64_t>(busy.count()));
+      counter_add(w.slot_.counters.batch_ns_sum, busy.count());
     }
   } done{*this, t0};
   stage_->process(Batch(std::span<const Record>(batch_.data() + first, count)), emitter_);

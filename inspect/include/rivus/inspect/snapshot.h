@@ -5,6 +5,7 @@
 // other (they are not read atomically together). Pure functions of the segment; any thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -27,6 +28,7 @@ struct WorkerSnapshot {
   std::int32_t last_exit_code = 0;
   std::int64_t started_mono_ns = 0;  // when the current process took the slot (forked or a spare)
   std::uint64_t lost_ns = 0;         // time between crashes and their replacements running
+  std::uint64_t position = 0;        // committed source/sink position (records or bytes)
   shm::WorkerCounters counters{};
   Histogram batch_ns{};
   Histogram latency_ns{};
@@ -36,6 +38,7 @@ struct StageSnapshot {
   std::string name;
   std::string use;
   std::uint32_t kind = 0;
+  std::uint32_t flags = 0;  // shm::kStageOrdered | kStageKeyed | kStageTotalBytes
   std::uint32_t state = 0;
   std::uint32_t restarts = 0;
   std::string failure;
@@ -45,6 +48,9 @@ struct StageSnapshot {
   Histogram latency_ns{};
   std::uint64_t queue_bytes = 0;     // bytes waiting in the stage's input rings
   std::uint64_t queue_capacity = 0;  // their total capacity
+  // Records waiting in those rings, counted by walking the frames between head and tail (exact
+  // while the consumers stand still, a close estimate while they move).
+  std::uint64_t queue_records = 0;
   std::vector<WorkerSnapshot> workers;
 };
 
@@ -64,6 +70,21 @@ struct PipelineSnapshot {
 // Never reads outside the mapping, even if the segment's tables change after attach validated
 // them (a stage or ring that points outside is skipped).
 PipelineSnapshot take_snapshot(const shm::Segment& seg);
+
+// How far a run is. `done` of `total` records reached the sink, or, for a source that knows its
+// input's size in bytes (a `lines` source over a regular file), `done` of `total` bytes of input
+// are committed by the source. total 0: unknown.
+struct Progress {
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;
+  bool bytes = false;
+  // done / total in [0, 1]; 0 when the total is unknown.
+  double fraction() const {
+    return total == 0 ? 0 : static_cast<double>(std::min(done, total)) / static_cast<double>(total);
+  }
+  const char* unit() const { return bytes ? "bytes" : "records"; }
+};
+Progress progress_of(const PipelineSnapshot& p);
 
 // Where a worker's wall time went between two counter readings (`before` may be all zeros for
 // "since the start"). The worker counts busy_ns around each stage call, so time blocked on a

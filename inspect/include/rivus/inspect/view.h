@@ -46,8 +46,9 @@ struct StageView {
   TimeShares shares;         // over the summed time of all its workers
   double error_rate = 0;     // errors per record handled, over the window
   double queue_fill = -1;    // bytes waiting / capacity of its input rings; -1 for a source
-  Quantiles latency;         // end to end, sinks only, records that arrived in the window
-  Quantiles batch;           // stage time per batch, in the window
+  std::uint64_t queue_records = 0;  // records waiting in its input rings
+  Quantiles latency;                // end to end, sinks only, records that arrived in the window
+  Quantiles batch;                  // stage time per batch, in the window
   bool bottleneck = false;
   std::vector<WorkerView> workers;
 };
@@ -58,9 +59,11 @@ struct PipelineView {
   bool since_start = true;  // rates are averages since the segment was created
   double window_s = 0;      // the interval the rates and shares cover
   std::vector<StageView> stages;
-  int bottleneck = -1;      // index of the stage marked as the bottleneck, -1 if none
-  std::uint64_t done = 0;   // records the sink took in
-  std::uint64_t total = 0;  // records the source will produce, 0 if it does not know
+  int bottleneck = -1;  // index of the stage marked as the bottleneck, -1 if none
+  Progress progress;    // how far the run is (records at the sink, or bytes of the source's input)
+  double progress_rate = 0;  // progress units (records or bytes) per second over the window
+  // Seconds until the run is done at progress_rate; -1 when unknown or the run is over.
+  double eta_s() const;
 };
 
 // The busiest stage (busy share >= kBottleneckBusyShare) is the bottleneck: the stages before

@@ -119,9 +119,15 @@ class Source {
   // it from inside out.emit() (to commit when a ring is full): it must then count only the
   // records emitted before that call.
   virtual std::uint64_t position() const = 0;
-  // How many records the whole run will produce, if known (progress and ETA); 0 if not.
-  virtual std::uint64_t size_hint() const { return 0; }
   virtual void close() {}
+};
+
+// How much a source will produce, for progress and ETA (StageInfo::size_hint): `total` records,
+// or, with `bytes`, `total` bytes of input, against which the source's committed position (a
+// byte offset) measures progress. total 0: unknown.
+struct SizeHint {
+  std::uint64_t total = 0;
+  bool bytes = false;
 };
 
 struct StageInfo {
@@ -137,6 +143,8 @@ struct StageInfo {
   std::function<Status(const Params&)> check;
   // Stateful stages: bytes of state each worker may keep (reserved twice in the segment).
   std::function<std::uint64_t(const Params&)> state_bytes;
+  // Sources: how much the run will produce, known before it starts (the supervisor asks once).
+  std::function<SizeHint(const Params&)> size_hint;
   // The stage's batch.records unless the stage's own `batch` sets it (the pipeline-wide batch
   // does not apply); 0 = the pipeline's. For stages whose records take milliseconds each, where
   // big batches would starve all but one worker of a pool.

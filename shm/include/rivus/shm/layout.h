@@ -27,7 +27,8 @@ inline constexpr std::size_t kCacheLine = 64;
 
 // "RIVUSHM1" read as a little-endian u64.
 inline constexpr std::uint64_t kSegmentMagic = 0x314D485355564952ULL;
-inline constexpr std::uint32_t kLayoutVersion = 1;
+// 2: WorkerCounters' sums of the histograms (Prometheus _sum), StageEntry's kStageTotalBytes.
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
 inline constexpr std::size_t kNameSize = 48;          // stage names, NUL-padded: at most 47 bytes
 inline constexpr std::size_t kPipelineNameSize = 64;  // at most 63 bytes
@@ -114,6 +115,9 @@ enum class StageState : std::uint32_t {
 
 inline constexpr std::uint32_t kStageOrdered = 1u << 0;
 inline constexpr std::uint32_t kStageKeyed = 1u << 1;
+// total_hint counts bytes of the source's input (its committed position is a byte offset), not
+// records: progress is the source workers' positions against it.
+inline constexpr std::uint32_t kStageTotalBytes = 1u << 2;
 
 struct alignas(kCacheLine) StageEntry {
   // Supervisor-written at set-up, before any worker starts; read-only afterwards.
@@ -124,7 +128,8 @@ struct alignas(kCacheLine) StageEntry {
   std::uint32_t first_worker;  // index into the worker table
   std::uint32_t worker_count;
   std::uint64_t params_digest;  // FNV-1a of the stage's `with:` as canonical text
-  std::uint64_t total_hint;     // records a source will produce, 0 if unknown (progress, ETA)
+  std::uint64_t total_hint;     // what a source will produce (records, or bytes with
+                                // kStageTotalBytes), 0 if unknown (progress, ETA)
   // Supervisor-written while the run is live.
   std::uint32_t state;     // StageState (store-release)
   std::uint32_t restarts;  // replacements of this stage's workers
@@ -157,14 +162,16 @@ struct WorkerCounters {
   std::uint64_t bytes_in;
   std::uint64_t bytes_out;
   std::uint64_t batches;
-  std::uint64_t errors;        // records a stage could not handle (each attempt that failed)
-  std::uint64_t retries;       // in-place retries after an error
-  std::uint64_t dead_letters;  // records given up on
-  std::uint64_t busy_ns;       // in stage code
-  std::uint64_t idle_ns;       // waiting for input
-  std::uint64_t blocked_ns;    // waiting for ring space
-  std::uint64_t heartbeat_ns;  // CLOCK_MONOTONIC of the last loop turn
-  std::uint64_t reserved[4];
+  std::uint64_t errors;          // records a stage could not handle (each attempt that failed)
+  std::uint64_t retries;         // in-place retries after an error
+  std::uint64_t dead_letters;    // records given up on
+  std::uint64_t busy_ns;         // in stage code
+  std::uint64_t idle_ns;         // waiting for input
+  std::uint64_t blocked_ns;      // waiting for ring space
+  std::uint64_t heartbeat_ns;    // CLOCK_MONOTONIC of the last loop turn
+  std::uint64_t batch_ns_sum;    // the sum of every value added to the batch_ns histogram
+  std::uint64_t latency_ns_sum;  // the sum of every value added to the latency_ns histogram
+  std::uint64_t reserved[2];
 };
 
 inline constexpr std::size_t kHistogramBuckets = 64;
