@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "rivus/base/exit_codes.h"
+#include "rivus/base/text.h"
 
 namespace rivus {
 namespace cli {
@@ -24,6 +25,10 @@ int exit_code_for(const Status& s) {
   }
 }
 
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "rivus: %s\n", base::printable(message).c_str());
+}
+
 }  // namespace cli
 
 int cli_main(int argc, char** argv) {
@@ -32,7 +37,8 @@ int cli_main(int argc, char** argv) {
   app.set_version_flag("--version", "rivus " RIVUS_VERSION);
   app.footer(
       "Exit codes: 0 ok, 1 runtime failure, 2 bad spec or usage, 3 stage failed,\n"
-      "4 not found, 5 corrupt or incompatible segment, 130 interrupted. See docs/cli.md.");
+      "4 not found, 5 corrupt or incompatible segment, 6 dead-letter budget exceeded,\n"
+      "130 interrupted. See docs/cli.md.");
   int rc = kExitOk;
   cli::add_run_commands(app, rc);
   cli::add_inspect_commands(app, rc);
@@ -42,7 +48,7 @@ int cli_main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rivus: internal error: %s\n", e.what());
+    cli::print_error(std::string("internal error: ") + e.what());
     return kExitRuntimeFailure;
   }
   return rc;

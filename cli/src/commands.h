@@ -15,4 +15,8 @@ void add_inspect_commands(CLI::App& app, int& rc);  // ls, stat, top, report (in
 // version, 2 ambiguous, 1 otherwise (docs/cli.md).
 int exit_code_for(const Status& s);
 
+// Prints "rivus: <message>" on stderr, with the message made printable (base/text.h): messages
+// quote spec text, paths and reasons, which may hold control bytes or invalid UTF-8.
+void print_error(const std::string& message);
+
 }  // namespace rivus::cli

@@ -35,7 +35,7 @@ volatile sig_atomic_t g_interrupted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
 
 int fail(const Status& s) {
-  std::fprintf(stderr, "rivus: %s\n", s.message().c_str());
+  print_error(s.message());
   return exit_code_for(s);
 }
 
@@ -187,14 +187,14 @@ struct ReportArgs {
 int cmd_report(const ReportArgs& a) {
   std::ifstream in(a.file, std::ios::binary);
   if (!in) {
-    std::fprintf(stderr, "rivus: cannot read report '%s'\n", a.file.c_str());
+    print_error("cannot read report '" + a.file + "'");
     return kExitNotFound;
   }
   std::stringstream text;
   text << in.rdbuf();
   const Result<Report> report = Report::from_json(text.str());
   if (!report.ok()) {
-    std::fprintf(stderr, "rivus: %s %s\n", a.file.c_str(), report.status().message().c_str());
+    print_error(a.file + " " + report.status().message());
     return kExitUsage;
   }
   if (a.html.empty()) {
@@ -203,14 +203,14 @@ int cmd_report(const ReportArgs& a) {
   }
   const Result<std::string> page = render_html_report(report.value());
   if (!page.ok()) {
-    std::fprintf(stderr, "rivus: %s: %s\n", a.file.c_str(), page.status().message().c_str());
+    print_error(a.file + ": " + page.status().message());
     return kExitUsage;
   }
   std::ofstream out(a.html, std::ios::binary | std::ios::trunc);
   out << page.value();
   out.close();
   if (!out) {
-    std::fprintf(stderr, "rivus: cannot write %s\n", a.html.c_str());
+    print_error("cannot write " + a.html);
     return kExitRuntimeFailure;
   }
   std::printf("wrote %s\n", a.html.c_str());

@@ -1,6 +1,7 @@
 // `rivus run`, `validate`, `stages` and `clean`: the subcommands that load specs and stages.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <fstream>
 
 #include "commands.h"
 #include "rivus/embed/plugin.h"
@@ -13,7 +14,7 @@ namespace rivus::cli {
 namespace {
 
 int fail(const Status& s, int code) {
-  std::fprintf(stderr, "rivus: %s\n", s.message().c_str());
+  print_error(s.message());
   return code;
 }
 
@@ -59,10 +60,29 @@ int cmd_validate(const RunArgs& a) {
   return kExitOk;
 }
 
+// A run that cannot start still leaves the report it was asked for (status "invalid"), so that
+// a script that reads it always finds one.
+void write_invalid_report(const std::string& path, const std::string& why) {
+  if (path.empty()) return;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << Report::not_run("", "invalid", kExitUsage, why).to_json(2) << "\n";
+  if (!out) print_error("cannot write report " + path);
+}
+
 int cmd_run(const RunArgs& a) {
-  if (int rc = prepare_registry(a.plugins); rc != kExitOk) return rc;
+  if (Status s = load_plugins(a.plugins); !s.ok()) {
+    write_invalid_report(a.report, s.message());
+    return fail(s, kExitUsage);
+  }
+  if (int rc = prepare_registry({}); rc != kExitOk) {
+    write_invalid_report(a.report, StageRegistry::global().registration_errors().front());
+    return rc;
+  }
   auto spec = load_spec(a.spec);
-  if (!spec.ok()) return fail(spec.status(), kExitUsage);
+  if (!spec.ok()) {
+    write_invalid_report(a.report, spec.status().message());
+    return fail(spec.status(), kExitUsage);
+  }
   RunOptions options;
   options.report_path = a.report;
   options.quiet = a.quiet;

@@ -206,7 +206,7 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
     lines.push_back(std::string(tty ? kAlert : "") + b + (tty ? kReset : ""));
   }
   lines.emplace_back();
-  std::snprintf(b, sizeof b, "%-18s %3s %-9s %9s %11s  %-17s %4s %4s %5s  %-20s %6s %4s %8s",
+  std::snprintf(b, sizeof b, "%-18s %3s %-9s %9s %11s  %-19s %4s %4s %5s  %-20s %6s %4s %8s",
                 "STAGE", "W", "STATE", "REC/s", "TOTAL", "QUEUE", "BUSY", "IDLE", "BLOCK",
                 "# busy = blocked . idle", "ERR%", "RST", "P99");
   lines.push_back(std::string(tty ? kDim : "") + b + (tty ? kReset : ""));
@@ -215,7 +215,10 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
     const std::uint64_t total = source ? s.snap.totals.records_out : s.snap.totals.records_in;
     std::string queue = "-";
     if (s.queue_fill >= 0) {  // records waiting, then how full the rings are in bytes
-      queue = human_count(static_cast<double>(s.queue_records));
+      char records[16];
+      std::snprintf(records, sizeof records, "%5s",
+                    human_count(static_cast<double>(s.queue_records)).c_str());
+      queue = records;
       queue += " [";
       queue += bar(s.queue_fill, 6, '#', '.');
       queue += ']';
@@ -224,7 +227,7 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
     char err[16];
     std::snprintf(err, sizeof err, "%.2f", 100 * s.error_rate);
     std::snprintf(b, sizeof b,
-                  "%-18.18s %3zu %-9s %9s %11llu  %-17s %4s %4s %5s  %-20s %6s %4u %8s",
+                  "%-18.18s %3zu %-9s %9s %11llu  %-19s %4s %4s %5s  %-20s %6s %4u %8s",
                   s.snap.name.c_str(), s.snap.workers.size(), s.state.c_str(),
                   human_count(s.records_per_s).c_str(), static_cast<unsigned long long>(total),
                   queue.c_str(), pct(s.shares.busy).c_str(), pct(s.shares.idle).c_str(),
@@ -243,7 +246,7 @@ std::vector<std::string> frame(const PipelineView& v, bool show_workers, bool tt
       const std::uint64_t wt = source ? w.snap.counters.records_out : w.snap.counters.records_in;
       std::snprintf(err, sizeof err, "%.2f", 100 * w.error_rate);
       std::snprintf(b, sizeof b,
-                    "%-18.18s %3s %-9s %9s %11llu  %-17s %4s %4s %5s  %-20s %6s %4u %8s",
+                    "%-18.18s %3s %-9s %9s %11llu  %-19s %4s %4s %5s  %-20s %6s %4u %8s",
                     name.c_str(), "", worker_state_name(w.snap.state),
                     human_count(source ? w.rate.records_out : w.rate.records_in).c_str(),
                     static_cast<unsigned long long>(wt), "", pct(w.shares.busy).c_str(),

@@ -155,6 +155,19 @@ Pipeline& Pipeline::metrics_listen(std::string host_port) {
   return *this;
 }
 
+Pipeline& Pipeline::metrics_linger(std::chrono::nanoseconds d) {
+  metrics_linger_ = d;
+  return *this;
+}
+Pipeline& Pipeline::dead_letter_budget(std::uint64_t max, double max_ratio) {
+  dead_letter_budget_ = {max, max_ratio};
+  return *this;
+}
+Pipeline& Pipeline::drain_timeout(std::chrono::nanoseconds d) {
+  drain_timeout_ = d;
+  return *this;
+}
+
 Pipeline& Pipeline::append(const Pipeline& rest) {
   steps_.insert(steps_.end(), rest.steps_.begin(), rest.steps_.end());
   auto keep = [](auto& mine, const auto& theirs) {
@@ -169,6 +182,9 @@ Pipeline& Pipeline::append(const Pipeline& rest) {
   keep(timeout_, rest.timeout_);
   keep(spares_, rest.spares_);
   keep(metrics_listen_, rest.metrics_listen_);
+  keep(metrics_linger_, rest.metrics_linger_);
+  keep(dead_letter_budget_, rest.dead_letter_budget_);
+  keep(drain_timeout_, rest.drain_timeout_);
   return *this;
 }
 
@@ -182,13 +198,19 @@ std::string Pipeline::document() const {
   json spec = json::object();
   spec["name"] = name_.value_or("pipeline");
   if (ring_capacity_) spec["ring"] = {{"capacity", *ring_capacity_}};
-  if (dead_letter_) spec["dead_letter"] = {{"path", *dead_letter_}};
+  if (dead_letter_) spec["dead_letter"]["path"] = *dead_letter_;
+  if (dead_letter_budget_) {
+    spec["dead_letter"]["max"] = dead_letter_budget_->first;
+    spec["dead_letter"]["max_ratio"] = dead_letter_budget_->second;
+  }
   if (batch_) spec["batch"] = doc(batch_json(*batch_));
   if (retry_) spec["retry"] = doc(retry_json(*retry_));
   if (restart_) spec["restart"] = doc(restart_json(*restart_));
   if (timeout_) spec["timeout"] = format_duration(*timeout_);
   if (spares_) spec["spares"] = *spares_;
-  if (metrics_listen_) spec["metrics"] = {{"listen", *metrics_listen_}};
+  if (metrics_listen_) spec["metrics"]["listen"] = *metrics_listen_;
+  if (metrics_linger_) spec["metrics"]["linger"] = format_duration(*metrics_linger_);
+  if (drain_timeout_) spec["drain_timeout"] = format_duration(*drain_timeout_);
   json stages = json::array();
   std::set<std::string> taken;
   for (const Step& s : steps_) {

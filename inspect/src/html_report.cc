@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "report_document.h"
+#include "rivus/base/text.h"
 
 namespace rivus::inspect {
 namespace {
@@ -444,7 +445,8 @@ Result<std::string> render_html_report(const Report& report) {
   try {
     return render_page(report.document().json);
   } catch (const json::exception& e) {
-    return Status::InvalidArgument(std::string("unexpected report content: ") + e.what());
+    return Status::InvalidArgument(std::string("unexpected report content: ") +
+                                   base::json_error_text(e.what()));
   }
 }
 

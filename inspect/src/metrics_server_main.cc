@@ -3,11 +3,13 @@
 // descriptor 3.
 // Not meant to be run by hand. The only program that links cpp-httplib.
 #include <httplib.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +28,25 @@ namespace {
 // Threads answering requests: scrapes are rare and cheap (a snapshot of a few KiB), and the
 // machines running pipelines are busy with the workers.
 constexpr std::size_t kServerThreads = 2;
+
+// SIGTERM stops the server only when the supervisor sends it (stop_metrics_server): the same
+// signal sent to the whole process group (`timeout`, systemd) means "drain", and /metrics must
+// keep answering through the drain and its linger.
+volatile std::sig_atomic_t g_stop_requested = 0;
+volatile pid_t g_parent = 0;
+
+void on_sigterm(int /*sig*/, siginfo_t* info, void* /*context*/) {
+  if (info != nullptr && info->si_pid == g_parent) g_stop_requested = 1;
+}
+
+void obey_parent_sigterm(pid_t parent) {
+  g_parent = parent;
+  struct sigaction sa {};
+  sa.sa_sigaction = on_sigterm;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 void tell(int fd, const std::string& msg) {
   const std::string line = msg + "\n";
@@ -46,6 +67,7 @@ bool split_listen(const std::string& listen, std::string* host, int* port) {
 }
 
 int serve(const std::string& segment_name, const std::string& listen, pid_t parent, int report_fd) {
+  obey_parent_sigterm(parent);
   guard_segment_reads();
   auto seg = shm::Segment::attach(segment_name, shm::Access::kReadOnly);
   if (!seg.ok()) {
@@ -82,11 +104,11 @@ int serve(const std::string& segment_name, const std::string& listen, pid_t pare
   std::atomic<bool> done{false};
   std::thread watchdog([&] {
     while (!done.load(std::memory_order_relaxed)) {
-      if (getppid() != parent) {
+      if (getppid() != parent || g_stop_requested != 0) {
         server.stop();
         return;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
   server.listen_after_bind();

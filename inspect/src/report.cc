@@ -6,6 +6,7 @@
 
 #include "report_document.h"
 #include "rivus/base/exit_codes.h"
+#include "rivus/base/text.h"
 
 namespace rivus {
 
@@ -34,7 +35,8 @@ Report Report::not_run(const std::string& pipeline, const std::string& status, i
                        const std::string& reason) {
   auto doc = std::make_shared<Document>();
   doc->exit_code = exit_code;
-  doc->json = {{"pipeline", pipeline},
+  doc->json = {{"schema", kReportSchema},
+               {"pipeline", pipeline},
                {"status", status},
                {"exit_code", exit_code},
                {"failure", {{"stage", nullptr}, {"reason", reason}}}};
@@ -46,10 +48,24 @@ Result<Report> Report::from_json(std::string_view text_in) {
   try {
     j = json::parse(text_in);
   } catch (const json::exception& e) {
-    return Status::InvalidArgument(std::string("is not a JSON report: ") + e.what());
+    return Status::InvalidArgument(std::string("is not a JSON report: ") +
+                                   base::json_error_text(e.what()));
   }
   if (!j.is_object()) {
     return Status::InvalidArgument("is not a Rivus report (expected a JSON object)");
+  }
+  // Reports name their schema; those written before 0.3 did not, but always had these two.
+  const auto schema = j.find("schema");
+  if (schema != j.end()) {
+    if (!schema->is_string() || schema->get<std::string>() != kReportSchema) {
+      return Status::InvalidArgument("is a document of schema " + schema->dump() +
+                                     ", not a Rivus report (schema \"" + kReportSchema + "\")");
+    }
+  } else if (!j.contains("pipeline") || !j["pipeline"].is_string() || !j.contains("status") ||
+             !j["status"].is_string()) {
+    return Status::InvalidArgument(std::string("is not a Rivus report: it has no \"schema\": \"") +
+                                   kReportSchema +
+                                   "\" (nor the pipeline and status of older ones)");
   }
   const auto code = j.find("exit_code");
   const int exit_code =
@@ -138,7 +154,7 @@ void Report::print_summary(std::FILE* out) const {
                text(report, "status").empty() ? "?" : text(report, "status").c_str(), elapsed_s(),
                code != report.end() && code->is_number_integer() ? code->get<int>() : 0);
   if (const std::string why = failure(); !why.empty())
-    std::fprintf(out, "  failure: %s\n", why.c_str());
+    std::fprintf(out, "  failure: %s\n", base::printable(why).c_str());
   if (!report.contains("stages")) return;
   std::fprintf(out, "  %-16s %8s %12s %12s %8s %8s %8s %12s\n", "stage", "workers", "in", "out",
                "errors", "dead", "restarts", "rate/s");

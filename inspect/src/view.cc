@@ -54,8 +54,10 @@ Quantiles quantiles_of(const Histogram& ns) {
 }
 
 double PipelineView::eta_s() const {
+  // A draining run reads no more input: what is left of it will not be done.
   if (progress.total == 0 || progress_rate <= 0 || progress.done >= progress.total ||
-      run_state_final(snap.run_state)) {
+      run_state_final(snap.run_state) ||
+      snap.run_state == static_cast<std::uint32_t>(shm::RunState::kDraining)) {
     return -1;
   }
   return static_cast<double>(progress.total - progress.done) / progress_rate;

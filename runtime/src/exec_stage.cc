@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "builtin.h"
+#include "rivus/base/process.h"
 #include "rivus/runtime/stage.h"
 
 extern char** environ;
@@ -110,8 +111,14 @@ class ExecStage final : public Stage {
     sigaddset(&dflt, SIGPIPE);
     sigaddset(&dflt, SIGINT);
     sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGHUP);
+    sigaddset(&dflt, SIGQUIT);
     posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    // Its own process group: a signal sent to the pipeline's group (Ctrl-C, `timeout`,
+    // systemd) is the supervisor's to act on, and must not fail the job of an innocent record.
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
     const int err = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -227,8 +234,15 @@ void register_exec_stage(StageRegistry& r) {
       .make_stage = [] { return std::make_unique<ExecStage>(); },
       .check =
           [](const Params& p) {
-            if (p.get_list("cmd").empty()) {
-              return Status::InvalidArgument("cmd must name a program");
+            const std::vector<std::string> cmd = p.get_list("cmd");
+            if (cmd.empty()) return Status::InvalidArgument("cmd must name a program");
+            // Checked before the run starts: a misspelled program would otherwise fail (and
+            // dead-letter) every record. A program named by the record itself is not known yet.
+            if (cmd[0].find("{}") == std::string::npos && base::find_program(cmd[0]).empty()) {
+              return Status::InvalidArgument("cmd: program '" + cmd[0] + "' " +
+                                             (cmd[0].find('/') != std::string::npos
+                                                  ? "is not an executable file"
+                                                  : "is not found in PATH (or is not executable)"));
             }
             return Status::Ok();
           },

@@ -70,14 +70,14 @@ constexpr const char* kStageNameRule = "1 to 47 characters from A-Z a-z 0-9 _ . 
 const std::vector<std::string> kPipelineKeys = {
     "name",        "stages",      "ring",          "batch",      "retry",          "restart",
     "dead_letter", "metrics",     "timeout",       "batch_size", "flush_interval", "buffer_size",
-    "max_retries", "retry_delay", "retry_backoff", "spares"};
+    "max_retries", "retry_delay", "retry_backoff", "spares",     "drain_timeout"};
 const std::vector<std::string> kStageKeys = {
     "name",           "use",         "with",        "workers",      "batch",   "key_by",
     "ordered",        "timeout",     "limits",      "retry",        "restart", "batch_size",
     "flush_interval", "max_retries", "retry_delay", "retry_backoff"};
 const std::vector<std::string> kRingKeys = {"capacity"};
-const std::vector<std::string> kDeadLetterKeys = {"path"};
-const std::vector<std::string> kMetricsKeys = {"listen"};
+const std::vector<std::string> kDeadLetterKeys = {"path", "max", "max_ratio"};
+const std::vector<std::string> kMetricsKeys = {"listen", "linger"};
 const std::vector<std::string> kKeyByKeys = {"field", "separator"};
 
 // Rivusio's setting names, accepted beside the Rivus ones: `name` at a pipeline's or a stage's top
@@ -394,6 +394,23 @@ Status SpecParser::parse_pipeline(const Fields& top, PipelineSpec* spec,
     RIVUS_RETURN_IF_ERROR(read_scalar(*e, e->written, "a file path", &spec->dead_letter_path));
     if (spec->dead_letter_path.empty()) return bad_value(*e, e->written, "a file path");
   }
+  if (const Entry* e = dead_letter.find("max")) {
+    RIVUS_RETURN_IF_ERROR(read_uint(*e, e->written, 0, std::numeric_limits<std::int64_t>::max(),
+                                    &spec->dead_letter_budget.max));
+  }
+  if (const Entry* e = dead_letter.find("max_ratio")) {
+    RIVUS_RETURN_IF_ERROR(read_float(*e, e->written, 0.0, &spec->dead_letter_budget.max_ratio));
+    if (spec->dead_letter_budget.max_ratio > 1.0) {
+      return bad_value(*e, e->written, "a share from 0 to 1 (1: no limit), e.g. 0.01");
+    }
+  }
+
+  if (const Entry* e = top.find("drain_timeout")) {
+    RIVUS_RETURN_IF_ERROR(read_duration(*e, "drain_timeout", &spec->drain_timeout));
+    if (spec->drain_timeout.count() == 0) {
+      return bad_value(*e, "drain_timeout", "a duration > 0, e.g. 30s");
+    }
+  }
 
   Fields metrics;
   RIVUS_RETURN_IF_ERROR(read_section(top, "metrics", kMetricsKeys, "", &metrics));
@@ -402,6 +419,9 @@ Status SpecParser::parse_pipeline(const Fields& top, PipelineSpec* spec,
         "host:port with a port from 1 to 65535, e.g. 127.0.0.1:9100";
     RIVUS_RETURN_IF_ERROR(read_scalar(*e, e->written, kExpected, &spec->metrics_listen));
     if (!valid_listen(spec->metrics_listen)) return bad_value(*e, e->written, kExpected);
+  }
+  if (const Entry* e = metrics.find("linger")) {
+    RIVUS_RETURN_IF_ERROR(read_duration(*e, e->written, &spec->metrics_linger));
   }
   return Status::Ok();
 }

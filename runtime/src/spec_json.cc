@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rivus/base/text.h"
+
 namespace rivus {
 namespace {
 
@@ -104,7 +106,7 @@ Result<KeyBySpec> key_by_from_json(std::string_view text) {
   try {
     return key_by_from(json::parse(text));
   } catch (const json::exception& e) {
-    return Status::Corrupt(std::string("key_by: ") + e.what());
+    return Status::Corrupt(std::string("key_by: ") + base::json_error_text(e.what()));
   }
 }
 
@@ -152,7 +154,7 @@ Result<StageSpec> stage_from_json(std::string_view text, const StageInfo* info) 
     st.restart.window = duration_at(restart, "window");
     st.restart.backoff = duration_at(restart, "backoff");
   } catch (const json::exception& e) {
-    return Status::Corrupt(std::string("stage settings: ") + e.what());
+    return Status::Corrupt(std::string("stage settings: ") + base::json_error_text(e.what()));
   }
   return st;
 }

@@ -171,8 +171,10 @@ void Supervisor::prepare_child() {
   close(sigfd_);
   close(timerfd_);
   for (const Spare& spare : spares_) close(spare.fd);
-  signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is the supervisor's to handle (it drains)
-  signal(SIGTERM, SIG_DFL);
+  // Signals sent to the process group (a terminal's Ctrl-C, `timeout`, systemd's stop) are the
+  // supervisor's to act on: it drains. A worker dies only of SIGKILL, of its parent's death and
+  // of its own faults.
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) signal(sig, SIG_IGN);
   signal(SIGPIPE, SIG_DFL);
   sigprocmask(SIG_UNBLOCK, &blocked_, nullptr);
   rlimit core{0, 0};

@@ -56,12 +56,12 @@ Result<pid_t> spawn_external(const shm::Segment& seg, const worker::WorkerPlan& 
   const auto setup = [supervisor, memory_cap](auto& /*executor*/) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != supervisor) _exit(worker::kExitAborted);  // the supervisor died first
-    signal(SIGINT, SIG_IGN);  // Ctrl-C is the supervisor's (it drains); ignored survives exec
-    signal(SIGTERM, SIG_DFL);
+    // Group signals are the supervisor's (it drains); an ignored signal stays ignored over exec.
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) signal(sig, SIG_IGN);
     signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);  // the supervisor blocks SIGCHLD/INT/TERM
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // the supervisor blocks SIGCHLD/INT/TERM/HUP/QUIT
     rlimit core{0, 0};
     setrlimit(RLIMIT_CORE, &core);
     if (memory_cap > 0) {

@@ -56,13 +56,14 @@ std::string find_helper(std::string* looked) {
                               const std::string& listen, pid_t parent, int report_fd) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);   // survives exec
   if (getppid() != parent) _exit(0);  // the parent died before prctl
-  // The supervisor blocks SIGCHLD, SIGINT and SIGTERM for its signalfd; the mask survives exec.
+  // The supervisor blocks the signals of its signalfd; the mask survives exec.
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_UNBLOCK, &all, nullptr);
-  signal(SIGINT, SIG_IGN);  // Ctrl-C on the terminal is the supervisor's (it drains)
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
+  // Group signals are the supervisor's (it drains, and /metrics must keep answering meanwhile).
+  // SIGTERM stays ignored until the helper's main installs the handler that obeys the parent's
+  // SIGTERM only (metrics_server_main.cc).
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) signal(sig, SIG_IGN);
   if (report_fd != kReportFd) {
     if (dup2(report_fd, kReportFd) < 0) _exit(127);
     close(report_fd);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "rivus/inspect/snapshot.h"
@@ -42,22 +43,37 @@ void Supervisor::progress(bool final) {
   if (!final && now - last_progress_ < std::chrono::milliseconds(250)) return;
   last_progress_ = now;
   const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_);
-  const auto& sink = snap.stages.back();
-  const std::uint64_t done = sink.totals.records_in;
+  const inspect::Progress done = inspect::progress_of(snap);
   const double t = since_start();
-  const double rate = t > 0 ? static_cast<double>(done) / t : 0;
-  const std::uint64_t total = snap.stages.front().total_hint;
-  char line[200];
-  if (total > 0) {
-    const double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total);
-    const double eta = rate > 0 ? static_cast<double>(total - std::min(done, total)) / rate : 0;
-    std::snprintf(line, sizeof line, "\r%s: %llu/%llu records (%.1f%%), %.0f/s, ETA %.0fs   ",
-                  spec_.name.c_str(), static_cast<unsigned long long>(done),
-                  static_cast<unsigned long long>(total), pct, rate, eta);
+  const double rate = t > 0 ? static_cast<double>(done.done) / t : 0;
+  const std::uint64_t records = snap.stages.back().totals.records_in;
+  char line[256];
+  int n = 0;
+  if (done.total > 0 && interrupts_ == 0) {
+    const double eta =
+        rate > 0 ? static_cast<double>(done.total - std::min(done.done, done.total)) / rate : 0;
+    n = std::snprintf(line, sizeof line, "\r%s: %llu records, %.1f%% of %s, ETA %.0fs",
+                      spec_.name.c_str(), static_cast<unsigned long long>(records),
+                      100.0 * done.fraction(),
+                      done.bytes ? format_size(done.total).c_str()
+                                 : (std::to_string(done.total) + " records").c_str(),
+                      eta);
+  } else if (done.total > 0) {  // draining: the share done, no ETA (the sources have stopped)
+    n = std::snprintf(line, sizeof line, "\r%s: %llu records, %.1f%% done", spec_.name.c_str(),
+                      static_cast<unsigned long long>(records), 100.0 * done.fraction());
   } else {
-    std::snprintf(line, sizeof line, "\r%s: %llu records, %.0f/s   ", spec_.name.c_str(),
-                  static_cast<unsigned long long>(done), rate);
+    n = std::snprintf(line, sizeof line, "\r%s: %llu records, %.0f/s", spec_.name.c_str(),
+                      static_cast<unsigned long long>(records),
+                      t > 0 ? static_cast<double>(records) / t : 0.0);
   }
+  // While draining: what is left, so that a Ctrl-C that takes a while says why.
+  if (interrupts_ > 0 && !final && n > 0 && static_cast<std::size_t>(n) < sizeof line) {
+    std::uint64_t queued = 0;
+    for (const auto& st : snap.stages) queued += st.queue_records;
+    n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n),
+                       " - draining, %llu records queued", static_cast<unsigned long long>(queued));
+  }
+  if (n > 0 && static_cast<std::size_t>(n) < sizeof line - 4) std::strcat(line, "   ");
   std::fputs(line, stderr);
   if (final) std::fputs("\n", stderr);
 }
@@ -132,7 +148,8 @@ Report Supervisor::build_report(Outcome outcome, int exit_code) {
     }
     stages.push_back(std::move(j));
   }
-  json report = {{"pipeline", spec_.name},
+  json report = {{"schema", kReportSchema},
+                 {"pipeline", spec_.name},
                  {"spec", spec_.file},
                  {"status", outcome_name(outcome)},
                  {"exit_code", exit_code},

@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "rivus/base/log.h"
 #include "rivus/base/process.h"
 #include "rivus/inspect/segments.h"
+#include "rivus/inspect/snapshot.h"
 #include "rivus/shm/atomic.h"
 #include "supervisor_core.h"
 
@@ -70,6 +73,7 @@ Status Supervisor::setup() {
       shm::Segment::create(inspect::segment_name(spec_.name, self_), plan_.segment));
   seg_.emplace(std::move(seg));
   write_stage_table();
+  note_dead_letter_start();
   procs_.resize(plan_.workers.size());
   for (const StageSpec& st : spec_.stages) stages_.emplace_back(st.restart);
   RIVUS_RETURN_IF_ERROR(open_event_sources());
@@ -95,7 +99,11 @@ void Supervisor::write_stage_table() {
     e.first_worker = plan_.first_worker[s];
     e.worker_count = st.workers;
     e.params_digest = hash_bytes(st.with.canonical());
-    if (st.use == "range") e.total_hint = static_cast<std::uint64_t>(st.with.get_int("count"));
+    if (st.info->size_hint) {
+      const SizeHint hint = st.info->size_hint(st.with);
+      e.total_hint = hint.total;
+      if (hint.bytes) e.flags |= shm::kStageTotalBytes;
+    }
     for (std::uint32_t w = 0; w < st.workers; ++w) {
       shm::WorkerSlot& slot = seg_->worker(plan_.first_worker[s] + w);
       slot.stage = s;
@@ -110,6 +118,8 @@ Status Supervisor::open_event_sources() {
   sigaddset(&blocked_, SIGCHLD);
   sigaddset(&blocked_, SIGINT);
   sigaddset(&blocked_, SIGTERM);
+  sigaddset(&blocked_, SIGHUP);
+  sigaddset(&blocked_, SIGQUIT);
   sigprocmask(SIG_BLOCK, &blocked_, &old_mask_);
   old_sigpipe_ = signal(SIGPIPE, SIG_IGN);
   sigfd_ = signalfd(-1, &blocked_, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -123,28 +133,71 @@ Status Supervisor::open_event_sources() {
   return Status::Ok();
 }
 
-// SIGCHLD is handled by reaping; the first SIGINT/SIGTERM drains, the second aborts.
+// The signal table of docs/cli.md. SIGCHLD is handled by reaping. SIGINT, SIGTERM and SIGHUP
+// drain (sources stop, what is in flight finishes) for at most drain_timeout; another one of
+// them aborts, unless it comes within kRepeatGuard of the first: a terminal's Ctrl-C under
+// `timeout --foreground`, or a group signal that also reaches this process through a wrapper,
+// arrives twice at once and means one request. SIGQUIT aborts at once.
 void Supervisor::handle_signals() {
+  constexpr auto kRepeatGuard = std::chrono::milliseconds(100);
   signalfd_siginfo si{};
   while (read(sigfd_, &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGCHLD) continue;  // reaped by the caller
     const std::string name = base::signal_name(static_cast<int>(si.ssi_signo));
-    ++interrupts_;
-    if (interrupts_ == 1) {
-      log_->warn("{} received: draining (send it again to stop at once)", name);
-      store_release(seg_->header().run_state, shm::RunState::kDraining);
-      event({{"type", "interrupt"}, {"signal", name}});
-    } else if (!aborting_) {
-      log_->warn("second signal: stopping now");
-      store_release(seg_->header().run_state, shm::RunState::kAborted);
-      event({{"type", "abort"}});
-      abort_all();
+    if (in_linger_) {  // the run is over: any of them ends the wait for the last scrape
+      linger_done_ = true;
+      continue;
+    }
+    if (aborting_) continue;  // already stopping at once
+    if (si.ssi_signo == SIGQUIT) {
+      abort_run(name + " received: stopping now, without draining");
+      continue;
+    }
+    if (interrupts_ == 0) {
+      interrupts_ = 1;
+      first_signal_at_ = Clock::now();
+      begin_drain(name);
+    } else if (Clock::now() - first_signal_at_ < kRepeatGuard) {
+      log_->debug("{} again within {} ms of the first: the same request", name,
+                  kRepeatGuard.count());
+    } else {
+      ++interrupts_;
+      abort_run("second signal (" + name + "): stopping now");
     }
   }
 }
 
+void Supervisor::begin_drain(const std::string& signal) {
+  drain_deadline_ = Clock::now() + spec_.drain_timeout;
+  std::uint64_t queued = 0;
+  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_);
+  for (const auto& st : snap.stages) queued += st.queue_records;
+  log_->warn(
+      "{} received: draining ({} records queued; at most {}, then stopping; send it again to "
+      "stop at once)",
+      signal, queued, format_duration(spec_.drain_timeout));
+  store_release(seg_->header().run_state, shm::RunState::kDraining);
+  event({{"type", "interrupt"}, {"signal", signal}, {"queued_records", queued}});
+}
+
+void Supervisor::abort_run(const std::string& why) {
+  if (aborting_) return;
+  log_->warn("{}", why);
+  if (failed_stage_ < 0) store_release(seg_->header().run_state, shm::RunState::kAborted);
+  event({{"type", "abort"}, {"reason", why}});
+  abort_all();
+}
+
 void Supervisor::tick() {
   const auto now = Clock::now();
+  if (interrupts_ > 0 && !aborting_ && now >= drain_deadline_) {
+    std::uint64_t queued = 0;
+    for (const auto& st : inspect::take_snapshot(*seg_).stages) queued += st.queue_records;
+    abort_run("the drain did not end within drain_timeout (" +
+              format_duration(spec_.drain_timeout) + "; " + std::to_string(queued) +
+              " records still queued): stopping now");
+  }
+  if (!aborting_) check_dead_letter_budget(false);
   for (std::uint32_t i = 0; i < procs_.size(); ++i) {
     kill_timed_out(i);
     if (procs_[i].restart_pending && !aborting_ && now >= procs_[i].restart_at) restart(i);
@@ -163,12 +216,12 @@ bool Supervisor::all_done() const {
 
 namespace {
 
-int exit_code_of(Outcome o) {
+int exit_code_of(Outcome o, bool budget_exceeded) {
   switch (o) {
     case Outcome::kFinished:
       return kExitOk;
     case Outcome::kFailed:
-      return kExitStageFailed;
+      return budget_exceeded ? kExitDeadLetterBudget : kExitStageFailed;
     case Outcome::kInterrupted:
     case Outcome::kAborted:
       break;
@@ -181,6 +234,7 @@ int exit_code_of(Outcome o) {
 // After the last worker: the spares go, the last sample is taken, the run state becomes final.
 Outcome Supervisor::finish() {
   retire_spares();
+  if (!aborting_) check_dead_letter_budget(true);
   sample(true);
   progress(true);
   Outcome outcome = Outcome::kFinished;
@@ -194,7 +248,7 @@ Outcome Supervisor::finish() {
   // The exit code before the final state: a reader that load-acquires a final run state reads the
   // run's exit code and end time (a failed or aborted run already had its state set).
   store_relaxed(seg_->header().finished_mono_ns, base::monotonic_ns());
-  store_relaxed(seg_->header().exit_code, exit_code_of(outcome));
+  store_relaxed(seg_->header().exit_code, exit_code_of(outcome, budget_exceeded_));
   if (outcome == Outcome::kFinished || outcome == Outcome::kInterrupted) {
     store_release(seg_->header().run_state, shm::RunState::kFinished);
   }
@@ -208,6 +262,30 @@ void Supervisor::restore_process_state() {
   sigfd_ = timerfd_ = -1;
   sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
   signal(SIGPIPE, old_sigpipe_);
+}
+
+// After the run, /metrics serves the final figures for metrics.linger, so that a scraper sees
+// the end state; any of the signals that stop a run ends the wait early.
+void Supervisor::linger_for_metrics() {
+  if (metrics_server_ <= 0 || spec_.metrics_linger.count() == 0) return;
+  in_linger_ = true;
+  log_->info(
+      "serving the final metrics on http://{}/metrics for {} (metrics.linger; Ctrl-C ends it)",
+      spec_.metrics_listen, format_duration(spec_.metrics_linger));
+  const auto end = Clock::now() + spec_.metrics_linger;
+  while (!linger_done_ && Clock::now() < end) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+    pollfd fd{sigfd_, POLLIN, 0};
+    const int ms = static_cast<int>(std::clamp<std::int64_t>(left.count(), 1, 1000));
+    if (poll(&fd, 1, ms) < 0 && errno != EINTR) break;
+    if (fd.revents & POLLIN) handle_signals();
+    int status = 0;
+    if (waitpid(metrics_server_, &status, WNOHANG) ==
+        metrics_server_) {  // it died: nothing to serve
+      metrics_server_ = 0;
+      break;
+    }
+  }
 }
 
 Report Supervisor::run() {
@@ -249,7 +327,9 @@ Report Supervisor::run() {
     }
   } cleanup{*this};
   const Outcome outcome = finish();
-  return build_report(outcome, exit_code_of(outcome));
+  Report report = build_report(outcome, exit_code_of(outcome, budget_exceeded_));
+  linger_for_metrics();
+  return report;
 }
 
 }  // namespace supervisor

@@ -1,7 +1,8 @@
 // The Supervisor class: one run's process tree, from set-up to the report.
 //
-// Its member functions live in four files, one job each:
+// Its member functions live in five files, one job each:
 //   supervisor.cc  set-up, the event loop (signals, reaping, the tick) and the end of the run
+//   budget.cc      the dead-letter budget: a run that gives up on too many records fails
 //   children.cc    forking workers and spares, and what a child does before the worker loop
 //   recovery.cc    a dead worker: roll-forward, poison records, restart intensity; timeouts
 //   report.cc      metrics samples, the progress line and the run's report
@@ -93,7 +94,10 @@ class Supervisor {
   void write_stage_table();
   Status open_event_sources();
   void handle_signals();
+  void begin_drain(const std::string& signal);
+  void abort_run(const std::string& why);
   void tick();
+  void linger_for_metrics();
   bool all_done() const;
   Outcome finish();
   void restore_process_state();
@@ -122,6 +126,11 @@ class Supervisor {
   void fail_stage(std::uint32_t stage, const std::string& why);
   void abort_all();
 
+  // budget.cc
+  void note_dead_letter_start();
+  void check_dead_letter_budget(bool final);
+  std::vector<std::string> first_reasons(const std::string& stage, std::size_t most) const;
+
   // report.cc
   void sample(bool force);
   void progress(bool final);
@@ -143,9 +152,15 @@ class Supervisor {
   std::chrono::milliseconds spare_backoff_{0};
   int sigfd_ = -1;
   int timerfd_ = -1;
-  int interrupts_ = 0;
+  int interrupts_ = 0;  // signals that counted (a repeat within kRepeatGuard does not)
+  Clock::time_point first_signal_at_{};
+  Clock::time_point drain_deadline_{};
   bool aborting_ = false;
   int failed_stage_ = -1;
+  bool in_linger_ = false;  // the run is over; /metrics serves its final figures
+  bool linger_done_ = false;
+  bool budget_exceeded_ = false;         // the failure is the dead-letter budget (exit code 6)
+  std::uint64_t dead_letter_start_ = 0;  // the dead-letter file's size when the run started
   std::string failure_;
   Clock::time_point started_{};
   Clock::time_point last_sample_{};

@@ -1,6 +1,6 @@
 // `rivus-test`: the rivus CLI plus stages that exist only for tests (not shipped):
 //   tag    — appends "|w<worker index>" to every record (which worker handled what);
-//   split  — emits "<record>.0" .. "<record>.<parts-1>" for every record (several outputs of one
+//   fanout — emits "<record>.0" .. "<record>.<parts-1>" for every record (several outputs of one
 //            input, which share its seq);
 //   chaos  — passes records through, but misbehaves on the records its parameters name:
 //            segfaults, aborts, throws, hangs or allocates without bound.
@@ -110,8 +110,8 @@ RIVUS_REGISTER_STAGE(tag,
                                .make_stage = [] { return std::make_unique<TagStage>(); }});
 
 RIVUS_REGISTER_STAGE(
-    split,
-    StageInfo{.name = "split",
+    fanout,
+    StageInfo{.name = "fanout",
               .role = StageRole::kTransform,
               .summary = "test stage: emits <record>.0 .. <record>.<parts-1> for every record",
               .params = {{"parts", ParamType::kInt, "2", "outputs per record"}},

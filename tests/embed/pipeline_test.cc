@@ -348,7 +348,11 @@ TEST_F(PipelineTest, ToYamlIsTheSpecThatRuns) {
        rivus::discard())
           .name("emb-yaml")
           .ring_capacity(64 * 1024)
-          .spares(2);
+          .spares(2)
+          .dead_letter(dir_.file("dl"))
+          .dead_letter_budget(5, 0.25)
+          .drain_timeout(3s)
+          .metrics_linger(0s);
   const std::string yaml = p.to_yaml();
   EXPECT_NE(yaml.find("\"use\": \"fn."), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("\"workers\": 2"), std::string::npos) << yaml;
@@ -361,6 +365,11 @@ TEST_F(PipelineTest, ToYamlIsTheSpecThatRuns) {
   EXPECT_EQ(spec->stages[1].key_by.kind, rivus::KeyByKind::kRecord);
   EXPECT_EQ(spec->ring_capacity, 64u * 1024);
   EXPECT_EQ(spec->spares, 2u);
+  EXPECT_EQ(spec->dead_letter_path, dir_.file("dl"));
+  EXPECT_EQ(spec->dead_letter_budget.max, 5u);
+  EXPECT_DOUBLE_EQ(spec->dead_letter_budget.max_ratio, 0.25);
+  EXPECT_EQ(spec->drain_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(spec->metrics_linger, std::chrono::seconds(0));
   EXPECT_EQ(spec->stages[1].name, "fn2");
 }
 

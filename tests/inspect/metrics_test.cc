@@ -28,6 +28,7 @@
 #include "rivus/shm/atomic.h"
 #include "rivus/shm/layout.h"
 #include "rivus/shm/segment.h"
+#include "rivus/shm/spsc_ring.h"
 
 namespace rivus::testing {
 namespace {
@@ -336,10 +337,20 @@ TEST(StatFiguresTest, ExactFiguresFromAKnownSegment) {
   seg.worker(2).restarts = 2;
   seg.stage(1).restarts = 2;
   seg.header().total_restarts = 2;
-  seg.ring_descriptor(0).tail = 3000;
-  seg.ring_descriptor(0).head = 1000;
-  seg.ring_descriptor(1).tail = 500;
-  seg.ring_descriptor(1).head = 500;
+  // 75 records of 8 bytes (40 framed) written into ring 0, the first 25 of them released: 50
+  // records (2000 bytes) wait. Ring 1 is empty.
+  {
+    shm::SpscRing::Producer producer(seg.ring(0));
+    for (std::uint64_t i = 0; i < 75; ++i)
+      ASSERT_EQ(producer.try_push("12345678", i, 0, 0), shm::ReserveResult::kOk);
+    producer.publish();
+    shm::SpscRing::Consumer consumer(seg.ring(0));
+    ASSERT_TRUE(consumer.refresh());
+    for (int i = 0; i < 25; ++i) consumer.advance(consumer.peek());
+    consumer.release();
+  }
+  ASSERT_EQ(seg.ring_descriptor(0).tail, 3000u);
+  ASSERT_EQ(seg.ring_descriptor(0).head, 1000u);
 
   const json j = stat_json(name);
   ASSERT_FALSE(j.is_null());
@@ -358,6 +369,7 @@ TEST(StatFiguresTest, ExactFiguresFromAKnownSegment) {
   EXPECT_DOUBLE_EQ(sink["shares"]["blocked"].get<double>(), 1.0 / 8);
   EXPECT_DOUBLE_EQ(sink["error_rate"].get<double>(), 20.0 / 2000);
   EXPECT_EQ(sink["queue"]["bytes"], 2000);
+  EXPECT_EQ(sink["queue"]["records"], 50);
   EXPECT_EQ(sink["queue"]["capacity"], 8192);
   EXPECT_EQ(sink["restarts"], 2);
   EXPECT_EQ(sink["workers_detail"][1]["restarts"], 2);
@@ -380,6 +392,7 @@ TEST(StatFiguresTest, ExactFiguresFromAKnownSegment) {
   EXPECT_EQ(p.sum("rivus_errors_total", {{"stage", "sink"}, {"worker", "0"}}), 15);
   EXPECT_EQ(p.sum("rivus_blocked_seconds_total", {{"stage", "sink"}, {"worker", "0"}}), 1.0);
   EXPECT_EQ(p.sum("rivus_stage_queue_bytes", sl), 2000);
+  EXPECT_EQ(p.sum("rivus_stage_queue_records", sl), 50);
   EXPECT_EQ(p.sum("rivus_stage_queue_capacity_bytes", sl), 8192);
   EXPECT_EQ(p.sum("rivus_stage_restarts_total", sl), 2);
   EXPECT_EQ(p.sum("rivus_stage_expected_records", {{"stage", "gen"}}), 4000);
@@ -653,7 +666,8 @@ TEST(MetricsEndpointTest, AnswersAGetWhileThePipelineRuns) {
   const int port = free_port();
   ASSERT_GT(port, 0);
   const std::string spec = dir.write(
-      "p.yaml", stdin_spec(name, "metrics: {listen: 127.0.0.1:" + std::to_string(port) + "}\n"));
+      "p.yaml",
+      stdin_spec(name, "metrics: {listen: 127.0.0.1:" + std::to_string(port) + ", linger: 2m}\n"));
   LiveProcess run({rivus_bin(), "run", spec, "--quiet"}, dir.file("run.out"), dir.file("run.err"));
   ASSERT_TRUE(run.write_stdin(lines("x", 500)));
   std::string response;
@@ -676,8 +690,24 @@ TEST(MetricsEndpointTest, AnswersAGetWhileThePipelineRuns) {
   EXPECT_EQ(p.sum("rivus_pipeline_up", {{"pipeline", name}}), 1);
   EXPECT_EQ(http_get(port, "/nothing-here").rfind("HTTP/1.1 404", 0), 0u);
 
+  // After the run: the final figures and the final state, for metrics.linger (2m here, far
+  // longer than any wait below), while `rivus run` has not exited yet.
   run.close_stdin();
-  ASSERT_EQ(run.wait(120s), 0) << read_file(dir.file("run.err"));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        const PromText after = parse_prometheus(body_of(http_get(port, "/metrics")));
+        return after.sum("rivus_pipeline_state", {{"state", "finished"}}) == 1;
+      },
+      60s, kPoll))
+      << read_file(dir.file("run.err"));
+  const PromText final_text = parse_prometheus(body_of(http_get(port, "/metrics")));
+  EXPECT_EQ(final_text.sum("rivus_records_in_total", {{"stage", "out"}}), 500);
+  EXPECT_EQ(final_text.sum("rivus_pipeline_up", {{"pipeline", name}}), 0);
+  EXPECT_EQ(waitpid(run.pid(), nullptr, WNOHANG), 0) << "rivus run exited before the linger";
+  // A signal ends the linger; the exit code stays the run's.
+  kill(run.pid(), SIGINT);
+  ASSERT_EQ(run.wait(60s), 0) << read_file(dir.file("run.err"));
+  EXPECT_NE(read_file(dir.file("run.err")).find("metrics.linger"), std::string::npos);
   EXPECT_TRUE(wait_for([&] { return http_get(port, "/metrics").empty(); }, 30s, kPoll))
       << "the metrics server outlived its pipeline";
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -167,9 +168,18 @@ TEST(ReportHtmlTest, BadReportFilesAreClearErrors) {
       rivus({"report", dir.write("bad.json", "{not json"), "--html", dir.file("o.html")});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("is not a JSON report"), std::string::npos) << bad.err;
-  // A report with nothing but a name still renders, saying what is missing.
+  // JSON that is not a report: exit 2, and no page written.
+  const auto other =
+      rivus({"report", dir.write("other.json", "{\"a\":1}"), "--html", dir.file("other.html")});
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_NE(other.err.find("is not a Rivus report"), std::string::npos) << other.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("other.html")));
+  const auto other_text = rivus({"report", dir.file("other.json")});
+  EXPECT_EQ(other_text.exit_code, 2) << other_text.err;
+  // A report with nothing but its schema and a name still renders, saying what is missing.
   const auto thin = rivus(
-      {"report", dir.write("thin.json", "{\"pipeline\": \"p<&>\"}"), "--html", dir.file("t.html")});
+      {"report", dir.write("thin.json", "{\"schema\": \"rivus.report/1\", \"pipeline\": \"p<&>\"}"),
+       "--html", dir.file("t.html")});
   ASSERT_EQ(thin.exit_code, 0) << thin.err;
   const std::string page = read_file(dir.file("t.html"));
   EXPECT_NE(page.find("p&lt;&amp;&gt;"), std::string::npos);

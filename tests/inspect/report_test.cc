@@ -62,9 +62,37 @@ TEST(ReportTest, TextThatIsNotAReportSaysWhatItIs) {
   EXPECT_EQ(list.status().message(), "is not a Rivus report (expected a JSON object)");
 }
 
+TEST(ReportTest, JsonThatIsNotAReportIsRefused) {
+  const Result<Report> other = Report::from_json(R"({"a": 1})");
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("rivus.report/1"), std::string::npos)
+      << other.status().message();
+  const Result<Report> stat = Report::from_json(R"({"schema": "rivus.stat/1", "pipeline": "p"})");
+  ASSERT_FALSE(stat.ok());
+  EXPECT_NE(stat.status().message().find("\"rivus.stat/1\""), std::string::npos)
+      << stat.status().message();
+  // Reports of 0.2 and earlier had no schema, but always their pipeline and status.
+  const Result<Report> old =
+      Report::from_json(R"({"pipeline": "p", "status": "finished", "exit_code": 0})");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_TRUE(old->ok());
+  // A JSON parse error is told in Rivus's words, without the library's tag.
+  const Result<Report> junk = Report::from_json("{nope");
+  EXPECT_EQ(junk.status().message().find("[json.exception"), std::string::npos)
+      << junk.status().message();
+}
+
+TEST(ReportTest, EveryReportNamesItsSchema) {
+  EXPECT_NE(
+      Report::not_run("p", "failed", 1, "x").to_json(-1).find("\"schema\":\"rivus.report/1\""),
+      std::string::npos);
+}
+
 TEST(ReportTest, OddlyShapedReportsNeverThrow) {
   const Result<Report> r = Report::from_json(
-      R"({"pipeline": 7, "stages": [1, {"name": ["x"], "workers": -3}], "failure": "x"})");
+      R"({"schema": "rivus.report/1", "pipeline": 7, "stages": [1, {"name": ["x"], "workers": -3}],
+          "failure": "x"})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->pipeline(), "");
   EXPECT_EQ(r->failure(), "");

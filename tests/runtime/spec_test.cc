@@ -121,9 +121,10 @@ ring: {capacity: 256KiB}
 batch: {records: 100, bytes: 32KiB, linger: 2ms}
 retry: {max_retries: 5, delay: 20ms, backoff: 1.5}
 restart: {max_restarts: 3, window: 1m, backoff: 100ms}
-dead_letter: {path: /tmp/dl.jsonl}
-metrics: {listen: "127.0.0.1:9100"}
+dead_letter: {path: /tmp/dl.jsonl, max: 7, max_ratio: 0.01}
+metrics: {listen: "127.0.0.1:9100", linger: 1m}
 timeout: 30s
+drain_timeout: 45s
 spares: 3
 stages:
   - name: numbers
@@ -167,7 +168,11 @@ stages:
   EXPECT_EQ(s.restart.window, seconds(60));
   EXPECT_EQ(s.restart.backoff, milliseconds(100));
   EXPECT_EQ(s.dead_letter_path, "/tmp/dl.jsonl");
+  EXPECT_EQ(s.dead_letter_budget.max, 7u);
+  EXPECT_DOUBLE_EQ(s.dead_letter_budget.max_ratio, 0.01);
   EXPECT_EQ(s.metrics_listen, "127.0.0.1:9100");
+  EXPECT_EQ(s.metrics_linger, seconds(60));
+  EXPECT_EQ(s.drain_timeout, seconds(45));
   EXPECT_EQ(s.spares, 3u);
   ASSERT_EQ(s.stages.size(), 3u);
 
@@ -189,7 +194,7 @@ stages:
   EXPECT_EQ(numbers.limits.cpu.count(), 0);
   EXPECT_EQ(numbers.retry.max_retries, 5u);
   EXPECT_EQ(numbers.restart.max_restarts, 3u);
-  EXPECT_EQ(numbers.location.to_string(), "p.yaml:11:5");
+  EXPECT_EQ(numbers.location.to_string(), "p.yaml:12:5");
 
   const StageSpec& hash = s.stages[1];
   EXPECT_EQ(hash.name, "hash");
@@ -215,7 +220,7 @@ stages:
   EXPECT_EQ(hash.restart.max_restarts, 7u);
   EXPECT_EQ(hash.restart.window, seconds(60));
   EXPECT_EQ(hash.restart.backoff, milliseconds(100));
-  EXPECT_EQ(hash.location.line, 15);
+  EXPECT_EQ(hash.location.line, 16);
 
   const StageSpec& out = s.stages[2];
   EXPECT_EQ(out.with.get_string("path"), "out.txt");
@@ -243,6 +248,10 @@ TEST_F(SpecTest, MinimalSpecGetsEveryDefault) {
   EXPECT_EQ(s.restart.window, restart.window);
   EXPECT_EQ(s.restart.backoff, restart.backoff);
   EXPECT_EQ(s.dead_letter_path, "tiny.dead-letter.jsonl");
+  EXPECT_EQ(s.dead_letter_budget.max, 0u);
+  EXPECT_DOUBLE_EQ(s.dead_letter_budget.max_ratio, 0.5);
+  EXPECT_EQ(s.metrics_linger, seconds(30));
+  EXPECT_EQ(s.drain_timeout, seconds(30));
   EXPECT_EQ(s.metrics_listen, "");
   EXPECT_EQ(s.spares, 1u);
   ASSERT_EQ(s.stages.size(), 3u);
@@ -619,6 +628,14 @@ TEST_F(SpecTest, OutOfRangeSettingsAreErrors) {
                  "p.yaml:2:21:", "dead_letter.path is ''; expected a file path");
   expect_invalid("name: p\ntimeout: 0\n" + stages,
                  "p.yaml:2:10:", "timeout is '0'; expected a duration > 0");
+  expect_invalid("name: p\ndrain_timeout: 0s\n" + stages,
+                 "p.yaml:2:16:", "drain_timeout is '0s'; expected a duration > 0");
+  expect_invalid("name: p\ndead_letter: {max: -1}\n" + stages,
+                 "p.yaml:2:20:", "dead_letter.max is '-1'; expected an integer >= 0");
+  expect_invalid("name: p\ndead_letter: {max_ratio: 2}\n" + stages,
+                 "p.yaml:2:26:", "dead_letter.max_ratio is '2'; expected a share from 0 to 1");
+  expect_invalid("name: p\nmetrics: {linger: 5}\n" + stages,
+                 "p.yaml:2:19:", "metrics.linger is '5' without a unit");
   expect_invalid(three_stages("    timeout: 0s\n"),
                  "p.yaml:8:14:", "timeout in stage 'hash' is '0s'; expected a duration > 0");
   expect_invalid(three_stages("    ordered: maybe\n"),

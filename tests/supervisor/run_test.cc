@@ -231,7 +231,7 @@ TEST(OrderedTest, OutputsOfOneRecordStayInEmissionOrder) {
                 "  - {name: numbers, use: range, with: {count: " +
                     std::to_string(n) +
                     "}}\n"
-                    "  - {name: split, use: split, with: {parts: " +
+                    "  - {name: split, use: fanout, with: {parts: " +
                     std::to_string(parts) +
                     "}}\n"
                     "  - {name: relay, use: passthrough, workers: 3, batch: {records: 1}}\n"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rivus/base/log.h"
+#include "rivus/base/text.h"
 #include "rivus/runtime/spec_json.h"
 #include "rivus/shm/segment.h"
 #include "rivus/worker/external.h"
@@ -70,7 +71,8 @@ Result<std::unique_ptr<ExternalPlan>> decode_plan(std::string_view text, StageIn
     p.publish_watermarks = j.at("publish_watermarks").get<bool>();
     p.dead_letter_path = j.at("dead_letter_path").get<std::string>();
   } catch (const json::exception& e) {
-    return Status::Corrupt(std::string("cannot read the worker plan: ") + e.what());
+    return Status::Corrupt(std::string("cannot read the worker plan: ") +
+                           base::json_error_text(e.what()));
   }
   return out;
 }

@@ -136,6 +136,11 @@ class Pipeline {
   Pipeline& timeout(std::chrono::nanoseconds t);
   Pipeline& spares(std::uint32_t n);                // pre-forked replacement workers (default 1)
   Pipeline& metrics_listen(std::string host_port);  // serve /metrics while running
+  Pipeline& metrics_linger(std::chrono::nanoseconds d);  // keep serving after the run (30s)
+  // Fail the run (exit 6) past `max` dead letters in a stage (0: no limit) or past `max_ratio`
+  // of its records (default 0.5; 1: no limit).
+  Pipeline& dead_letter_budget(std::uint64_t max, double max_ratio);
+  Pipeline& drain_timeout(std::chrono::nanoseconds d);  // after a signal (default 30s)
 
   // Appends (flattening); pipeline-wide settings already set here win over `rest`'s.
   Pipeline& append(const Pipeline& rest);
@@ -163,6 +168,9 @@ class Pipeline {
   std::optional<std::chrono::nanoseconds> timeout_;
   std::optional<std::uint32_t> spares_;
   std::optional<std::string> metrics_listen_;
+  std::optional<std::chrono::nanoseconds> metrics_linger_;
+  std::optional<std::pair<std::uint64_t, double>> dead_letter_budget_;
+  std::optional<std::chrono::nanoseconds> drain_timeout_;
 };
 
 // Composition: Steps and Pipelines in any mix, flattened left to right.

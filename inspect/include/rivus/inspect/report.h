@@ -20,6 +20,10 @@
 
 namespace rivus {
 
+// The "schema" every report carries; `rivus report` reads only this one (and the reports of
+// earlier versions, which had none).
+inline constexpr const char* kReportSchema = "rivus.report/1";
+
 struct StageReport {
   std::string name;
   std::string use;

@@ -66,6 +66,15 @@ struct StageSpec {
   SourceLocation location;  // of the stage's entry in the list
 };
 
+// How many dead letters a run may give before it fails (exit code 6, docs/fault-tolerance.md):
+// per stage, more than `max` records, or more than `max_ratio` of the records the stage took in
+// (checked once the stage has taken in kMinRecords, and at the end of the run).
+struct DeadLetterBudget {
+  static constexpr std::uint64_t kMinRecords = 100;
+  std::uint64_t max = 0;   // 0 = no limit on the count
+  double max_ratio = 0.5;  // 1 = no limit on the share
+};
+
 struct PipelineSpec {
   std::string name;
   std::string file;                       // where it was loaded from
@@ -75,7 +84,12 @@ struct PipelineSpec {
   RestartSpec restart;
   std::uint32_t spares = 1;      // pre-forked workers that take over a crashed one's slot
   std::string dead_letter_path;  // default: <name>.dead-letter.jsonl
-  std::string metrics_listen;    // host:port for /metrics; empty = off
+  DeadLetterBudget dead_letter_budget;
+  std::string metrics_listen;  // host:port for /metrics; empty = off
+  // After the run, /metrics keeps serving the final figures this long (a signal ends the wait).
+  std::chrono::nanoseconds metrics_linger = std::chrono::seconds(30);
+  // After SIGINT/SIGTERM/SIGHUP, the drain may take this long; then the run is aborted.
+  std::chrono::nanoseconds drain_timeout = std::chrono::seconds(30);
   std::vector<StageSpec> stages;
 };
 

@@ -1,0 +1,19 @@
+// Text that came from users or from records, made safe to print: what a terminal or a log shows
+// of it can neither move the cursor, nor change colours, nor break a line of UTF-8. Any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace rivus::base {
+
+// `text` with every byte that is not printable UTF-8 written as \xNN: C0 controls other than
+// newline and tab, DEL, C1 controls (U+0080..U+009F), and bytes that are not part of a valid,
+// shortest-form UTF-8 sequence. Backslashes stay as they are. Valid printable text is unchanged.
+std::string printable(std::string_view text);
+
+// nlohmann-json's exception text without its "[json.exception.parse_error.101] " tag, so that a
+// message reads in Rivus's words ("parse error at line 1, column 2: ...").
+std::string json_error_text(std::string_view what);
+
+}  // namespace rivus::base

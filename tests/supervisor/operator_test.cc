@@ -1,0 +1,363 @@
+// End-to-end tests of what an operator meets: failure budgets (a run that loses its records
+// fails), signals as `timeout`, systemd and a terminal send them (to the whole process group,
+// sometimes twice), a bounded drain, and inspection of a run whose supervisor was killed.
+// Real `rivus` processes on spec files; every wait has a deadline.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "builtin.h"
+#include "process_util.h"
+
+namespace rivus::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string hex16(std::uint64_t x) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(x));
+  return b;
+}
+
+json read_report(const std::string& path) { return json::parse(read_file(path)); }
+
+// ---- failure budgets -------------------------------------------------------------------------
+
+TEST(BudgetTest, AMisspelledExecProgramIsASpecErrorBeforeAnyRecord) {
+  TempDir dir;
+  const std::string out = dir.file("out.txt");
+  const std::string spec = dir.write("p.yaml",
+                                     "name: typo\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 10}}\n"
+                                     "  - name: sum\n"
+                                     "    use: exec\n"
+                                     "    with: {cmd: [sha256sumx, \"{}\"]}\n"
+                                     "  - {name: out, use: file, with: {path: " +
+                                         out + "}}\n");
+  const auto v = run_process({rivus_bin(), "validate", spec}, 60s);
+  EXPECT_EQ(v.exit_code, 2) << v.err;
+  EXPECT_NE(v.err.find(spec + ":6:"), std::string::npos) << "file:line:col of the cmd\n" << v.err;
+  EXPECT_NE(v.err.find("sha256sumx"), std::string::npos) << v.err;
+  EXPECT_NE(v.err.find("not found in PATH"), std::string::npos) << v.err;
+  const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out)) << "the run must not start";
+  EXPECT_TRUE(leftover_segments("typo").empty());
+  // A path that is not executable is named as such.
+  const std::string not_exec = dir.write("script.sh", "echo hi\n");
+  const std::string spec2 = dir.write("q.yaml",
+                                      "name: typo2\n"
+                                      "stages:\n"
+                                      "  - {name: numbers, use: range, with: {count: 10}}\n"
+                                      "  - {name: sum, use: exec, with: {cmd: [" +
+                                          not_exec +
+                                          "]}}\n"
+                                          "  - {name: out, use: discard}\n");
+  const auto v2 = run_process({rivus_bin(), "validate", spec2}, 60s);
+  EXPECT_EQ(v2.exit_code, 2) << v2.err;
+  EXPECT_NE(v2.err.find("is not an executable file"), std::string::npos) << v2.err;
+}
+
+TEST(BudgetTest, AProgramThatFailsEveryRecordFailsTheRun) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: allbad\n"
+                                     "retry: {max_retries: 0}\n"
+                                     "dead_letter: {path: " +
+                                         dir.file("dead.jsonl") +
+                                         "}\n"
+                                         "stages:\n"
+                                         "  - {name: numbers, use: range, with: {count: 400}}\n"
+                                         "  - {name: check, use: exec, with: {cmd: [false]}}\n"
+                                         "  - {name: out, use: discard}\n");
+  const auto r =
+      run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")}, 120s);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  const json report = read_report(dir.file("r.json"));
+  EXPECT_EQ(report["status"], "failed");
+  EXPECT_EQ(report["exit_code"], 6);
+  EXPECT_EQ(report["failure"]["stage"], "check");
+  const std::string why = report["failure"]["reason"];
+  EXPECT_NE(why.find("dead-letter budget"), std::string::npos) << why;
+  EXPECT_NE(why.find("max_ratio"), std::string::npos) << why;
+  EXPECT_NE(why.find("first reasons: exec: job"), std::string::npos) << why;
+  EXPECT_NE(r.err.find("stage 'check' exceeded its dead-letter budget"), std::string::npos)
+      << r.err;
+  // Stopped once the share was clear, not after giving up on all 400.
+  EXPECT_LT(report["dead_letters"]["count"].get<std::uint64_t>(), 400u);
+}
+
+TEST(BudgetTest, EveryRecordOfASmallRunDeadLetteredFailsAtTheEnd) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: fewbad\n"
+                                     "retry: {max_retries: 0}\n"
+                                     "dead_letter: {path: " +
+                                         dir.file("dead.jsonl") +
+                                         "}\n"
+                                         "stages:\n"
+                                         "  - {name: numbers, use: range, with: {count: 3}}\n"
+                                         "  - {name: check, use: exec, with: {cmd: [false]}}\n"
+                                         "  - {name: out, use: discard}\n");
+  const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 120s);
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("3 of 3 records dead-lettered"), std::string::npos) << r.err;
+}
+
+TEST(BudgetTest, OneBadRecordInTenThousandSucceeds) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: onebad\n"
+                                     "dead_letter: {path: " +
+                                         dir.file("dead.jsonl") +
+                                         "}\n"
+                                         "stages:\n"
+                                         "  - {name: numbers, use: range, with: {count: 10000}}\n"
+                                         "  - {name: picky, use: chaos, with: {throw: ['5000']}}\n"
+                                         "  - {name: out, use: discard}\n");
+  const auto r =
+      run_process({rivus_test_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")}, 120s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const json report = read_report(dir.file("r.json"));
+  EXPECT_EQ(report["status"], "finished");
+  EXPECT_EQ(report["dead_letters"]["count"], 1);
+  EXPECT_EQ(read_lines(dir.file("dead.jsonl")).size(), 1u);
+}
+
+TEST(BudgetTest, MaxCountIsAHardLimitWhateverTheShare) {
+  TempDir dir;
+  const std::string spec =
+      dir.write("p.yaml",
+                "name: maxbad\n"
+                "dead_letter: {path: " +
+                    dir.file("dead.jsonl") +
+                    ", max: 2}\n"
+                    "stages:\n"
+                    "  - {name: numbers, use: range, with: {count: 10000}}\n"
+                    "  - {name: picky, use: chaos, with: {throw: ['10', '20', '30']}}\n"
+                    "  - {name: out, use: discard}\n");
+  const auto r = run_process({rivus_test_bin(), "run", spec, "--quiet"}, 120s);
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("3 records dead-lettered, more than dead_letter.max (2)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("chaos: refusing record"), std::string::npos) << "names the reason\n"
+                                                                     << r.err;
+}
+
+TEST(BudgetTest, BadBudgetsAreSpecErrors) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: badbudget\n"
+                                     "dead_letter: {max_ratio: 1.5}\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 1}}\n"
+                                     "  - {name: out, use: discard}\n");
+  const auto r = run_process({rivus_bin(), "validate", spec}, 60s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(spec + ":2:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dead_letter.max_ratio"), std::string::npos) << r.err;
+}
+
+// ---- signals ---------------------------------------------------------------------------------
+
+std::string endless_fnv(const std::string& name, const std::string& out) {
+  return "name: " + name +
+         "\n"
+         "stages:\n"
+         "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
+         "  - {name: hash, use: fnv, with: {rounds: 200}, workers: 2}\n"
+         "  - {name: out, use: file, with: {path: " +
+         out + "}, ordered: true}\n";
+}
+
+// `timeout` signals its whole process group: workers included. They must leave it to the
+// supervisor, which drains: no crash, no restart, and the output is an exact prefix.
+TEST(SignalTest, GroupSigtermFromTimeoutDrainsWithoutCrashes) {
+  TempDir dir;
+  const std::string out = dir.file("out.txt");
+  const std::string spec = dir.write("p.yaml", endless_fnv("groupterm", out));
+  const auto r = run_process({"/usr/bin/timeout", "--preserve-status", "-s", "TERM", "3",
+                              rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")},
+                             120s);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  const json report = read_report(dir.file("r.json"));
+  EXPECT_EQ(report["status"], "interrupted");
+  EXPECT_EQ(report["restarts"], 0) << r.err;
+  for (const json& st : report["stages"]) {
+    EXPECT_EQ(st["crashes"], 0) << st["name"] << "\n" << r.err;
+    EXPECT_EQ(st["restarts"], 0) << st["name"];
+  }
+  EXPECT_EQ(r.err.find("crash"), std::string::npos) << r.err;
+  const std::vector<std::string> lines = read_lines(out);
+  const std::uint64_t written = report["stages"][2]["records_in"];
+  ASSERT_GT(written, 0u);
+  ASSERT_EQ(lines.size(), written);
+  EXPECT_EQ(report["stages"][0]["records_out"], written) << "drained: nothing left in flight";
+  for (std::uint64_t i = 0; i < written; ++i) {
+    ASSERT_EQ(lines[i], hex16(fnv_work(i, 200))) << "line " << i;
+  }
+  EXPECT_TRUE(leftover_segments("groupterm").empty());
+}
+
+// One Ctrl-C delivered twice (a terminal and `timeout --foreground`, say) is one request.
+TEST(SignalTest, TwoSigintsTenMillisecondsApartDrainOnce) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml", endless_fnv("twice", dir.file("out.txt")));
+  std::thread killer;
+  const auto r = run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")},
+                             120s, {}, [&](pid_t pid) {
+                               killer = std::thread([pid] {
+                                 std::this_thread::sleep_for(1500ms);
+                                 kill(pid, SIGINT);
+                                 std::this_thread::sleep_for(10ms);
+                                 kill(pid, SIGINT);
+                               });
+                             });
+  killer.join();
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  const json report = read_report(dir.file("r.json"));
+  EXPECT_EQ(report["status"], "interrupted") << "drained, not aborted\n" << r.err;
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), report["stages"][2]["records_in"]);
+}
+
+// A drain that cannot end (a worker hangs on a record) is cut at drain_timeout.
+TEST(SignalTest, DrainTimeoutBoundsADrainThatCannotEnd) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: stuck\n"
+                                     "drain_timeout: 1s\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 1000000000}}\n"
+                                     "  - {name: hog, use: chaos, with: {hang: ['5']}}\n"
+                                     "  - {name: out, use: discard}\n");
+  std::thread killer;
+  const auto r =
+      run_process({rivus_test_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")}, 60s,
+                  {}, [&](pid_t pid) {
+                    killer = std::thread([pid] {
+                      std::this_thread::sleep_for(1000ms);
+                      kill(pid, SIGTERM);
+                    });
+                  });
+  killer.join();
+  ASSERT_FALSE(r.timed_out) << "the drain was not bounded";
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_EQ(read_report(dir.file("r.json"))["status"], "aborted");
+  EXPECT_NE(r.err.find("did not end within drain_timeout (1s"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftover_segments("stuck").empty());
+}
+
+TEST(SignalTest, SigquitStopsAtOnce) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml", endless_fnv("quit", dir.file("out.txt")));
+  std::thread killer;
+  const auto r = run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")},
+                             120s, {}, [&](pid_t pid) {
+                               killer = std::thread([pid] {
+                                 std::this_thread::sleep_for(1000ms);
+                                 kill(pid, SIGQUIT);
+                               });
+                             });
+  killer.join();
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_EQ(read_report(dir.file("r.json"))["status"], "aborted");
+  EXPECT_TRUE(leftover_segments("quit").empty());
+}
+
+// ---- hostile input ---------------------------------------------------------------------------
+
+// A spec of random bytes: a clear error (exit 2), and nothing on the terminal that could move
+// the cursor or change its state.
+TEST(HostileInputTest, ASpecOfRandomBytesIsEchoedEscaped) {
+  TempDir dir;
+  std::string junk = "name: x\x1b[2J\x07\r\n";
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 4096; ++i) {
+    x = x * 1103515245u + 12345u;
+    junk.push_back(static_cast<char>(x >> 24));
+  }
+  const std::string spec = dir.write("junk.yaml", junk);
+  for (const char* command : {"validate", "run"}) {
+    const auto r = run_process({rivus_bin(), command, spec, "--quiet"}, 60s);
+    EXPECT_EQ(r.exit_code, 2) << command << ": " << r.err;
+    EXPECT_FALSE(r.err.empty());
+    for (const char c : r.err) {
+      const auto b = static_cast<unsigned char>(c);
+      ASSERT_TRUE(b == '\n' || b >= 0x20) << command << ": raw control byte " << int{b} << " in\n"
+                                          << r.err;
+      ASSERT_NE(b, 0x7f) << r.err;
+    }
+  }
+  // Asked for a report, a run that cannot start still writes one.
+  const auto r = run_process({rivus_bin(), "run", spec, "--report", dir.file("r.json")}, 60s);
+  EXPECT_EQ(r.exit_code, 2);
+  const json report = read_report(dir.file("r.json"));
+  EXPECT_EQ(report["schema"], "rivus.report/1");
+  EXPECT_EQ(report["status"], "invalid");
+  EXPECT_EQ(report["exit_code"], 2);
+  EXPECT_NE(report["failure"]["reason"].get<std::string>().find("junk.yaml:"), std::string::npos);
+}
+
+// ---- inspection ------------------------------------------------------------------------------
+
+// A supervisor killed by SIGKILL is a zombie until its parent reaps it: `ls` must already call
+// the run stale (not running), without waiting for a heartbeat to age.
+TEST(InspectTest, LsTellsAKilledSupervisorAtOnce) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml", endless_fnv("killed", dir.file("out.txt")));
+  pid_t pid = -1;
+  std::vector<std::string> argv = {rivus_bin(), "run", spec, "--quiet"};
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  ASSERT_EQ(posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ), 0);
+  struct Reaper {  // whatever the test's outcome, the endless run does not outlive it
+    pid_t pid;
+    ~Reaper() {
+      kill(pid, SIGKILL);
+      (void)wait_exit(pid, std::chrono::seconds(30));
+    }
+  } reaper{pid};
+  auto listed = [](const std::string& name) {
+    const auto ls = run_process({rivus_bin(), "ls", "--json"}, 30s);
+    const json j = json::parse(ls.out, nullptr, false);
+    if (j.is_array()) {
+      for (const json& e : j) {
+        if (e.value("pipeline", "") == name) return e;
+      }
+    }
+    return json::object();
+  };
+  ASSERT_TRUE(wait_for([&] { return listed("killed").value("state", "") == "running"; }, 60s));
+  kill(pid, SIGKILL);
+  // Not reaped: the supervisor stays a zombie while `ls` looks.
+  ASSERT_TRUE(wait_for(
+      [&] {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(stat, line);
+        const auto close = line.rfind(')');
+        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+      },
+      30s));
+  const json e = listed("killed");
+  EXPECT_EQ(e.value("live", true), false) << e.dump();
+  EXPECT_EQ(e.value("state", ""), "stale") << e.dump();
+  ASSERT_GE(wait_exit(pid, 30s), 0);
+  const auto clean = run_process({rivus_bin(), "clean"}, 30s);
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_TRUE(leftover_segments("killed").empty());
+}
+
+}  // namespace
+}  // namespace rivus::testing
