@@ -218,27 +218,50 @@ Result<Segment> Segment::create(const std::string& name, const SegmentPlan& plan
   return seg;
 }
 
+// /dev/shm is writable by every local user: what lies there under a Rivus name may be a FIFO
+// (opening it would block until a writer comes), a link, a device, or another user's file. The
+// open never blocks (O_NONBLOCK) nor follows a link (O_NOFOLLOW), and only a regular file of this
+// user (or any user's, for root) is mapped.
 Result<Segment> Segment::attach(const std::string& name, Access access) {
+  if (name.empty() || name.find('/') != std::string::npos) {
+    return Status::InvalidArgument("'" + name + "' is not a segment name");
+  }
+  const std::string path = "/dev/shm/" + name;
+  const int flags = (access == Access::kReadOnly ? O_RDONLY : O_RDWR) | O_NONBLOCK | O_NOFOLLOW |
+                    O_CLOEXEC | O_NOCTTY;
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::NotFound("no shared-memory segment named '" + name + "'");
+    if (err == ELOOP) return Status::Corrupt("'" + name + "' is a symbolic link, not a segment");
+    return Status::IoError("opening segment '" + name + "'", err);
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::IoError("fstat segment '" + name + "'", errno);
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISFIFO(st.st_mode)                         ? "a FIFO"
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISDIR(st.st_mode)                        ? "a directory"
+                                                                    : "not a regular file";
+    return Status::Corrupt("'" + name + "' is " + what + ", not a segment");
+  }
+  if (st.st_uid != ::geteuid() && ::geteuid() != 0) {
+    return Status::Corrupt("'" + name + "' belongs to uid " + std::to_string(st.st_uid) +
+                           ", not to this user: not a segment of ours");
+  }
+  if (st.st_size <= 0) return Status::Corrupt("segment '" + name + "' is empty");
+  const int prot = access == Access::kReadOnly ? PROT_READ : PROT_READ | PROT_WRITE;
+  void* p = mmap(nullptr, static_cast<std::size_t>(st.st_size), prot, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return Status::IoError("mmap segment '" + name + "'", errno);
   Segment seg;
   seg.name_ = name;
-  try {
-    const auto mode = access == Access::kReadOnly ? bip::read_only : bip::read_write;
-    bip::shared_memory_object obj(bip::open_only, name.c_str(), mode);
-    bip::offset_t size = 0;
-    if (!obj.get_size(size)) return Status::IoError("size of segment '" + name + "'", errno);
-    if (size <= 0) return Status::Corrupt("segment '" + name + "' is empty");
-    const int prot = access == Access::kReadOnly ? PROT_READ : PROT_READ | PROT_WRITE;
-    void* p = mmap(nullptr, static_cast<std::size_t>(size), prot, MAP_SHARED,
-                   obj.get_mapping_handle().handle, 0);
-    if (p == MAP_FAILED) return Status::IoError("mmap segment '" + name + "'", errno);
-    seg.base_ = static_cast<std::byte*>(p);
-    seg.size_ = static_cast<std::size_t>(size);
-  } catch (const bip::interprocess_exception& e) {
-    if (e.get_error_code() == bip::not_found_error) {
-      return Status::NotFound("no shared-memory segment named '" + name + "'");
-    }
-    return Status::IoError("opening segment '" + name + "': " + e.what(), e.get_native_error());
-  }
+  seg.base_ = static_cast<std::byte*>(p);
+  seg.size_ = static_cast<std::size_t>(st.st_size);
   if (Status s = validate(seg.base_, seg.size_); !s.ok()) {
     return s.with_context("segment '" + name + "'");
   }

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -112,6 +114,50 @@ TEST(SegmentTest, SegmentIsPrivateToItsUser) {
   struct stat st {};
   ASSERT_EQ(stat(("/dev/shm/" + name).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// Attaches `name` in a forked child, so that an attach that blocks (a FIFO opened without
+// O_NONBLOCK) cannot hang the test: the child's exit code is the status code, or -1 if it was
+// still blocked after 20 s (it is then killed).
+int attach_in_child(const std::string& name) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    auto r = Segment::attach(name, Access::kReadOnly);
+    _exit(r.ok() ? 0 : static_cast<int>(r.status().code()));
+  }
+  for (int i = 0; i < 2000; ++i) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    usleep(10'000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// Any local user may put anything in /dev/shm under a Rivus name: a FIFO must not block the
+// attach (and with it `rivus run`, ls, clean, stat and top), a link must not be followed.
+TEST(SegmentTest, AttachRefusesWhatIsNotARegularFileWithoutBlocking) {
+  const std::string fifo = unique_name("fifo");
+  ASSERT_EQ(mkfifo(("/dev/shm/" + fifo).c_str(), 0600), 0);
+  EXPECT_EQ(attach_in_child(fifo), static_cast<int>(StatusCode::kCorrupt)) << "blocked or mapped";
+  auto r = Segment::attach(fifo, Access::kReadOnly);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("is a FIFO, not a segment"), std::string::npos)
+      << r.status().message();
+  ::unlink(("/dev/shm/" + fifo).c_str());
+
+  const std::string target = unique_name("target");
+  auto real = Segment::create(target, small_plan());
+  ASSERT_TRUE(real.ok());
+  const std::string link = unique_name("link");
+  ASSERT_EQ(symlink(("/dev/shm/" + target).c_str(), ("/dev/shm/" + link).c_str()), 0);
+  auto via_link = Segment::attach(link, Access::kReadOnly);
+  ::unlink(("/dev/shm/" + link).c_str());
+  ASSERT_FALSE(via_link.ok());
+  EXPECT_NE(via_link.status().message().find("symbolic link"), std::string::npos)
+      << via_link.status().message();
+  EXPECT_FALSE(Segment::attach("../etc/passwd", Access::kReadOnly).ok());
 }
 
 TEST(SegmentTest, CreateIsCreateOnly) {

@@ -4,6 +4,7 @@
 // Real `rivus` processes on spec files; every wait has a deadline.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
@@ -306,6 +307,32 @@ TEST(HostileInputTest, ASpecOfRandomBytesIsEchoedEscaped) {
   EXPECT_EQ(report["status"], "invalid");
   EXPECT_EQ(report["exit_code"], 2);
   EXPECT_NE(report["failure"]["reason"].get<std::string>().find("junk.yaml:"), std::string::npos);
+}
+
+// A FIFO under a Rivus name in /dev/shm (any local user can make one) must not stall `rivus run`
+// of any pipeline, nor `ls` and `clean`: it is listed as not a segment.
+TEST(HostileInputTest, AFifoInDevShmBlocksNothing) {
+  const std::string fifo = "/dev/shm/rivus.fifotrap." + std::to_string(getpid());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  struct Unlink {
+    std::string path;
+    ~Unlink() { ::unlink(path.c_str()); }
+  } unlink_at_end{fifo};
+  const auto ls = run_process({rivus_bin(), "ls"}, 60s);
+  ASSERT_FALSE(ls.timed_out) << "ls blocked on the FIFO";
+  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("is a FIFO, not a segment"), std::string::npos) << ls.out;
+  const auto clean = run_process({rivus_bin(), "clean"}, 60s);
+  ASSERT_FALSE(clean.timed_out) << "clean blocked on the FIFO";
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: fifotrap\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 10}}\n"
+                                     "  - {name: out, use: discard}\n");
+  const auto run = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s);
+  ASSERT_FALSE(run.timed_out) << "run blocked on the FIFO";
+  EXPECT_EQ(run.exit_code, 0) << run.err;
 }
 
 // ---- inspection ------------------------------------------------------------------------------
