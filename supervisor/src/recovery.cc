@@ -138,7 +138,7 @@ void Supervisor::recover(std::uint32_t slot, const Death& death) {
          {"exit_code", death.exit_code >= 0 ? json(death.exit_code) : json(nullptr)},
          {"reason", death.describe()}});
   handle_poison(slot, death);
-  schedule_restart(slot, death);
+  if (failed_stage_ < 0) schedule_restart(slot, death);
 }
 
 // The dead worker's prepared commit, finished on its behalf; then its peers are woken, since it
@@ -204,7 +204,12 @@ bool Supervisor::handle_poison(std::uint32_t slot, const Death& death) {
   dl.exit_code = death.exit_code;
   dl.attempts = attempts;
   if (Status s = worker::append_dead_letter(spec_.dead_letter_path, dl); !s.ok()) {
-    log_->error("{}", s.message());
+    // The record is neither written anywhere nor released: the run fails with it still in its
+    // ring, rather than lose it and finish.
+    fail_stage(plan_.workers[slot].stage_index,
+               "stage '" + st.name + "': the record seq " + std::to_string(h->seq) +
+                   " that killed its workers could not be dead-lettered: " + s.message());
+    return false;
   }
   recovery.release(h);
   shm::notify(seg_->worker(seg_->ring_descriptor(ring).producer_worker).space_bell);

@@ -21,6 +21,7 @@
 #include "rivus/inspect/segments.h"
 #include "rivus/inspect/snapshot.h"
 #include "rivus/shm/atomic.h"
+#include "rivus/worker/dead_letter.h"
 #include "supervisor_core.h"
 
 namespace rivus {
@@ -65,6 +66,8 @@ const char* outcome_name(Outcome o) noexcept {
 Status Supervisor::setup() {
   self_ = getpid();
   log_ = base::logger("supervisor");
+  // Before anything runs: a dead letter that cannot be written would fail the run half-way.
+  RIVUS_RETURN_IF_ERROR(worker::check_dead_letter_path(spec_.dead_letter_path));
   for (const std::string& name : inspect::clean_stale_segments(spec_.name)) {
     log_->info("removed stale segment {} (its supervisor is gone)", name);
   }

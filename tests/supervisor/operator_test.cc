@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "builtin.h"
+#include "metrics_util.h"
 #include "process_util.h"
 
 namespace rivus::testing {
@@ -164,6 +165,77 @@ TEST(BudgetTest, BadBudgetsAreSpecErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find(spec + ":2:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("dead_letter.max_ratio"), std::string::npos) << r.err;
+}
+
+// ---- dead letters that cannot be written ----------------------------------------------------
+
+TEST(DeadLetterWriteTest, StartUpRefusesADirectoryThatDoesNotExist) {
+  TempDir dir;
+  const std::string out = dir.file("out.txt");
+  const std::string spec = dir.write("p.yaml",
+                                     "name: nodldir\n"
+                                     "dead_letter: {path: " +
+                                         dir.file("missing/dl.jsonl") +
+                                         "}\n"
+                                         "stages:\n"
+                                         "  - {name: numbers, use: range, with: {count: 10}}\n"
+                                         "  - {name: out, use: file, with: {path: " +
+                                         out + "}}\n");
+  const auto r = run_process({rivus_bin(), "run", spec, "--quiet"}, 60s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("directory " + dir.file("missing") + " does not exist"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out)) << "nothing ran";
+}
+
+// The dead-letter directory disappears while the run goes on; then a record fails for good. It
+// must not be counted as dead-lettered and lost: the run fails, naming the record and why.
+void dead_letter_vanishes(const std::string& name, const std::string& chaos,
+                          const std::string& says) {
+  TempDir dir;
+  const std::string dl_dir = dir.file("dl");
+  std::filesystem::create_directory(dl_dir);
+  const std::string out = dir.file("out.txt");
+  const std::string spec = dir.write("p.yaml", "name: " + name +
+                                                   "\n"
+                                                   "retry: {max_retries: 1, delay: 0ms}\n"
+                                                   "dead_letter: {path: " +
+                                                   dl_dir +
+                                                   "/dl.jsonl}\n"
+                                                   "batch: {records: 1}\n"
+                                                   "stages:\n"
+                                                   "  - {name: in, use: lines, with: {path: '-'}}\n"
+                                                   "  - {name: picky, use: chaos, with: {" +
+                                                   chaos +
+                                                   ": [bad]}}\n"
+                                                   "  - {name: out, use: file, with: {path: " +
+                                                   out + "}}\n");
+  LiveProcess run({rivus_test_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")},
+                  dir.file("run.out"), dir.file("run.err"));
+  ASSERT_TRUE(run.write_stdin("a\nb\n"));
+  ASSERT_TRUE(wait_for([&] { return read_lines(out).size() == 2; }, 60s))
+      << read_file(dir.file("run.err"));
+  std::filesystem::remove(dl_dir);
+  ASSERT_TRUE(run.write_stdin("bad\n"));
+  run.close_stdin();
+  const int code = run.wait(120s);
+  const std::string err = read_file(dir.file("run.err"));
+  EXPECT_EQ(code, 3) << err;
+  EXPECT_NE(err.find("the record seq 2"), std::string::npos) << err;
+  EXPECT_NE(err.find(says), std::string::npos) << err;
+  const json report = read_report(dir.file("r.json"));
+  EXPECT_EQ(report["status"], "failed");
+  EXPECT_EQ(report["dead_letters"]["count"], 0) << "nothing was written, so nothing is counted";
+  EXPECT_EQ(read_lines(out), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(DeadLetterWriteTest, AWorkerThatCannotWriteItFailsTheRun) {
+  dead_letter_vanishes("dlworker", "throw", "seq 2 could not be dead-lettered");
+}
+
+TEST(DeadLetterWriteTest, TheSupervisorThatCannotWriteItFailsTheRun) {
+  dead_letter_vanishes("dlsuper", "segv",
+                       "seq 2 that killed its workers could not be dead-lettered");
 }
 
 // ---- signals ---------------------------------------------------------------------------------

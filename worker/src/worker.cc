@@ -527,7 +527,10 @@ void WorkerLoop::write_dead_letter(const Record& r, DeadLetterReason reason,
   d.error = error;
   d.attempts = attempts;
   if (Status s = append_dead_letter(plan_.dead_letter_path, d); !s.ok()) {
-    log_->error("{}", s.message());
+    // Not committed past: the worker fails before its next commit, so the record stays in its
+    // input ring instead of being lost, and the run fails (exit code 3) saying why.
+    throw std::runtime_error("the record seq " + std::to_string(r.seq) +
+                             " could not be dead-lettered: " + s.message());
   }
   counter_add(slot_.counters.dead_letters, 1);
   log_->warn("record seq {} dead-lettered after {} attempt(s): {}", r.seq, attempts, error);

@@ -40,5 +40,9 @@ struct DeadLetter {
 std::string json_bytes(std::string_view bytes);
 std::string to_json_line(const DeadLetter& d);
 Status append_dead_letter(const std::string& path, const DeadLetter& d);
+// Whether entries could be appended at `path` now: the file, if it exists, is a regular file this
+// process may write; otherwise its directory exists and this process may create files in it.
+// Checked before a run starts, so that the first dead letter does not fail it half-way.
+Status check_dead_letter_path(const std::string& path);
 
 }  // namespace rivus::worker
