@@ -1,6 +1,8 @@
 #include "rivus/base/text.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace rivus::base {
 namespace {
@@ -67,6 +69,19 @@ std::string printable(std::string_view text) {
     i += n;
   }
   return out;
+}
+
+void copy_bounded(std::string_view text, char* out, std::size_t size) {
+  if (size == 0) return;
+  std::size_t n = std::min(text.size(), size - 1);
+  if (n < text.size()) {
+    // Back up over continuation bytes to the start of the sequence that was cut, and drop it.
+    std::size_t start = n;
+    while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xc0) == 0x80) --start;
+    n = start;
+  }
+  std::memcpy(out, text.data(), n);
+  out[n] = '\0';
 }
 
 std::string json_error_text(std::string_view what) {

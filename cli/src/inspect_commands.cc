@@ -15,6 +15,7 @@
 #include "rivus/base/clock.h"
 #include "rivus/base/exit_codes.h"
 #include "rivus/base/process.h"
+#include "rivus/base/text.h"
 #include "rivus/inspect/html_report.h"
 #include "rivus/inspect/render.h"
 #include "rivus/inspect/report.h"
@@ -81,11 +82,12 @@ int cmd_ls(const LsArgs& a) {
       continue;
     }
     const std::string age_text = s.valid ? human_seconds(age) : "-";
-    std::printf("%-24s %8d %-10s %10s %6u %7u  %s\n", s.pipeline.c_str(), s.pid, state.c_str(),
-                age_text.c_str(), stages, workers, s.name.c_str());
-    if (!s.valid) std::printf("  %s\n", s.problem.c_str());
+    // Names come from file names in /dev/shm, which anyone may choose: shown escaped.
+    std::printf("%-24s %8d %-10s %10s %6u %7u  %s\n", base::printable(s.pipeline).c_str(), s.pid,
+                state.c_str(), age_text.c_str(), stages, workers, base::printable(s.name).c_str());
+    if (!s.valid) std::printf("  %s\n", base::printable(s.problem).c_str());
   }
-  if (a.json) std::printf("%s\n", out.dump(2).c_str());
+  if (a.json) std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
   return kExitOk;
 }
 

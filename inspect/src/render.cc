@@ -296,7 +296,8 @@ std::string render_json(const PipelineView& v, int indent) {
                          ? json(v.stages[static_cast<std::size_t>(v.bottleneck)].snap.name)
                          : json(nullptr)},
       {"stages", stages}};
-  return doc.dump(indent);
+  // Names and reasons in a segment may hold bytes that are not UTF-8: they become U+FFFD.
+  return doc.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 std::string render_prometheus(const PipelineSnapshot& s, bool live) {

@@ -10,6 +10,7 @@
 
 #include "rivus/base/clock.h"
 #include "rivus/base/process.h"
+#include "rivus/base/text.h"
 #include "rivus/shm/atomic.h"
 #include "rivus/shm/commit.h"
 #include "rivus/shm/waiter.h"
@@ -287,7 +288,7 @@ void Supervisor::fail_stage(std::uint32_t stage, const std::string& why) {
   failure_ = why;
   stages_[stage].failed = true;
   shm::StageEntry& e = seg_->stage(stage);
-  std::strncpy(e.failure, why.c_str(), sizeof e.failure - 1);
+  base::copy_bounded(why, e.failure, sizeof e.failure);
   store_release(e.state, shm::StageState::kFailed);
   log_->error("{}", why);
   event({{"type", "stage_failed"}, {"stage", spec_.stages[stage].name}, {"reason", why}});

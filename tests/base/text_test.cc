@@ -35,6 +35,23 @@ TEST(PrintableTest, InvalidUtf8IsEscapedBytewise) {
   EXPECT_EQ(printable("\x80ok"), "\\x80ok");                         // a stray continuation byte
 }
 
+TEST(CopyBoundedTest, NeverCutsInsideACharacter) {
+  char out[6];
+  copy_bounded("abcdefgh", out, sizeof out);
+  EXPECT_STREQ(out, "abcde");
+  copy_bounded("abcd\xc3\xa9", out, sizeof out);  // "abcdé": 6 bytes, 5 fit: é is dropped whole
+  EXPECT_STREQ(out, "abcd");
+  copy_bounded(
+      "ab\xe2\x82\xac"
+      "cd",
+      out, sizeof out);  // "ab€cd": € fits whole
+  EXPECT_STREQ(out, "ab\xe2\x82\xac");
+  copy_bounded("abc\xe2\x82\xac", out, sizeof out);  // "abc€": the cut € is dropped
+  EXPECT_STREQ(out, "abc");
+  copy_bounded("short", out, sizeof out);
+  EXPECT_STREQ(out, "short");
+}
+
 TEST(JsonErrorTextTest, DropsTheLibraryTag) {
   EXPECT_EQ(json_error_text("[json.exception.parse_error.101] parse error at line 1, column 2: x"),
             "parse error at line 1, column 2: x");

@@ -91,7 +91,10 @@ TEST(PrometheusRenderTest, FiguresAndLabelsAreTheSnapshots) {
 }
 
 TEST(PrometheusRenderTest, HistogramBucketsAreCumulativeAndEndInTheCount) {
-  const testing::PromText t = testing::parse_prometheus(render_prometheus(sample(), true));
+  PipelineSnapshot snap = sample();
+  snap.stages[1].totals.batch_ns_sum = 2'500'000'000;
+  snap.stages[2].totals.latency_ns_sum = 40'000'000;
+  const testing::PromText t = testing::parse_prometheus(render_prometheus(snap, true));
   const std::map<std::string, std::string> hash = {{"stage", "hash"}};
   // 14 samples in bucket 12 ([4 us, 8 us)), 2 in bucket 40 (beyond 2^35 ns).
   auto bucket = [&](const std::string& le) {
@@ -107,6 +110,8 @@ TEST(PrometheusRenderTest, HistogramBucketsAreCumulativeAndEndInTheCount) {
   EXPECT_EQ(t.sum("rivus_stage_batch_seconds_count", hash), 16);
   EXPECT_FALSE(t.has("rivus_stage_latency_seconds_count", hash)) << "latency is a sink's figure";
   EXPECT_EQ(t.sum("rivus_stage_latency_seconds_count", {{"stage", "out"}}), 10);
+  EXPECT_DOUBLE_EQ(t.sum("rivus_stage_batch_seconds_sum", hash), 2.5) << "_sum in seconds";
+  EXPECT_DOUBLE_EQ(t.sum("rivus_stage_latency_seconds_sum", {{"stage", "out"}}), 0.04);
 }
 
 TEST(PrometheusRenderTest, AnEndedRunIsNotUp) {
@@ -126,6 +131,17 @@ TEST(TextRenderTest, OneRowPerStageWithItsFigures) {
   EXPECT_NE(text.find("restarts 3"), std::string::npos) << text;
   EXPECT_NE(text.find("\nhash"), std::string::npos) << text;
   EXPECT_NE(text.find("  #1 pid 101"), std::string::npos) << "a row per worker";
+}
+
+// Names and reasons come from a segment, where any bytes may be: the JSON is still valid UTF-8.
+TEST(JsonRenderTest, TextThatIsNotUtf8NeverFailsTheDocument) {
+  PipelineSnapshot snap = sample();
+  snap.stages[1].failure = "caf\xe9 cut in \xe2\x82";
+  snap.stages[1].name = "h\xff";
+  std::string text;
+  ASSERT_NO_THROW(text = render_json(make_view(snap, nullptr, true)));
+  const auto doc = nlohmann::json::parse(text);
+  EXPECT_EQ(doc["stages"][1]["failure"], "caf\xef\xbf\xbd cut in \xef\xbf\xbd");
 }
 
 TEST(JsonRenderTest, TheDocumentCarriesTheSchemaAndTheFigures) {

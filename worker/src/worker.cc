@@ -15,6 +15,7 @@
 
 #include "rivus/base/clock.h"
 #include "rivus/base/log.h"
+#include "rivus/base/text.h"
 #include "rivus/shm/atomic.h"
 #include "rivus/shm/commit.h"
 #include "rivus/shm/waiter.h"
@@ -154,7 +155,7 @@ void OutputEmitter::emit(const Record& out) { loop_.write_output(out); }
 int WorkerLoop::fatal(const std::string& why) {
   // The only write to the stage entry from a worker: its last words, read by the supervisor
   // after waitpid() (which orders them).
-  std::strncpy(stage_entry_.failure, why.c_str(), sizeof stage_entry_.failure - 1);
+  base::copy_bounded(why, stage_entry_.failure, sizeof stage_entry_.failure);
   log_->error("{}", why);
   return kExitFatal;
 }

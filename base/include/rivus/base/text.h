@@ -12,6 +12,10 @@ namespace rivus::base {
 // shortest-form UTF-8 sequence. Backslashes stay as they are. Valid printable text is unchanged.
 std::string printable(std::string_view text);
 
+// Copies at most `size - 1` bytes of `text` and a NUL into `out` (a fixed field of the segment),
+// cutting before a UTF-8 sequence that would not fit whole rather than inside it.
+void copy_bounded(std::string_view text, char* out, std::size_t size);
+
 // nlohmann-json's exception text without its "[json.exception.parse_error.101] " tag, so that a
 // message reads in Rivus's words ("parse error at line 1, column 2: ...").
 std::string json_error_text(std::string_view what);
