@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ class ExecStage final : public Stage {
     use_stdin_ = ctx.params->get_bool("stdin", false);
     timeout_ = ctx.params->get_duration("timeout");
     max_output_ = ctx.max_record;
+    log_ = ctx.logger;
     return Status::Ok();
   }
 
@@ -139,7 +141,22 @@ class ExecStage final : public Stage {
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     bool timed_out = false;
     bool too_long = false;
+    // The job is done when it exits, not when its output closes: a process it left in the
+    // background (`sh -c "sleep 8 & echo hi"`) may hold the pipes open. After the job exits,
+    // what is still in the pipes is read for at most kExitGrace.
+    bool exited = false;
+    bool held_open = false;
+    int status = 0;
+    std::chrono::steady_clock::time_point exited_at{};
     while (outp.fd[0] >= 0 || errp.fd[0] >= 0) {
+      if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        exited_at = std::chrono::steady_clock::now();
+      }
+      if (exited && std::chrono::steady_clock::now() - exited_at > kExitGrace) {
+        held_open = true;
+        break;
+      }
       pollfd fds[3];
       int n = 0;
       int io = -1, ie = -1, iw = -1;
@@ -155,15 +172,16 @@ class ExecStage final : public Stage {
         iw = n;
         fds[n++] = {in.fd[1], POLLOUT, 0};
       }
-      int wait_ms = -1;
-      if (timeout_.count() > 0) {
+      // Wake now and then to see whether the job has exited with its output still open.
+      int wait_ms = static_cast<int>(kExitPoll.count());
+      if (timeout_.count() > 0 && !exited) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
           timed_out = true;
           break;
         }
-        wait_ms = static_cast<int>(left.count()) + 1;
+        wait_ms = std::min(wait_ms, static_cast<int>(left.count()) + 1);
       }
       const int pr = ::poll(fds, static_cast<nfds_t>(n), wait_ms);
       if (pr < 0 && errno == EINTR) continue;
@@ -192,9 +210,17 @@ class ExecStage final : public Stage {
         if (written == record.size()) in.close_end(1);
       }
     }
-    if (timed_out || too_long) ::kill(pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    if (!exited) {
+      if (timed_out || too_long) ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (held_open && !warned_held_open_ && log_ != nullptr) {
+      warned_held_open_ = true;  // once per worker: it is a property of the command
+      log_->warn(
+          "exec: '{}' exited but its output stayed open (a process it started in the background "
+          "holds it); the record's output is what was written before the job exited",
+          cmd_[0]);
     }
     if (timed_out) {
       throw RecordError("exec: job timed out after " + format_duration(timeout_));
@@ -212,10 +238,17 @@ class ExecStage final : public Stage {
     return output;
   }
 
+  // How long the output of a job that has exited is still read, and how often a running job is
+  // looked at for having exited.
+  static constexpr std::chrono::milliseconds kExitGrace{200};
+  static constexpr std::chrono::milliseconds kExitPoll{20};
+
   std::vector<std::string> cmd_;
   bool use_stdin_ = false;
   std::chrono::nanoseconds timeout_{0};
   std::uint64_t max_output_ = 0;
+  spdlog::logger* log_ = nullptr;
+  bool warned_held_open_ = false;
 };
 
 }  // namespace

@@ -149,5 +149,40 @@ TEST(ExecStageTest, FailingOrHangingJobIsARecordError) {
   }
 }
 
+// A job that leaves a process in the background holding its output is done when it exits: its
+// output is what it wrote, and neither the timeout nor the background process's life applies.
+TEST(ExecStageTest, AJobIsDoneWhenItExitsEvenIfABackgroundChildHoldsItsOutput) {
+  Params p;
+  p.set("cmd", std::vector<std::string>{"sh", "-c", "sleep 3 & echo hi-{}"});
+  p.set("stdin", false);
+  p.set("timeout", std::int64_t{2'000'000'000});  // shorter than the background sleep
+  std::vector<std::string> out;
+  ASSERT_NO_THROW(out = run_stage("exec", p, {"1", "2"}));
+  EXPECT_EQ(out, (std::vector<std::string>{"hi-1", "hi-2"}));
+  // A failing job is still a failure, with its stderr, though the background child lives on.
+  p.set("cmd", std::vector<std::string>{"sh", "-c", "sleep 3 & echo bad >&2; exit 4"});
+  try {
+    run_stage("exec", p, {"x"});
+    FAIL() << "expected a RecordError";
+  } catch (const RecordError& e) {
+    EXPECT_NE(std::string(e.what()).find("exit code 4: bad"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ExecStageTest, AProgramThatDoesNotExistIsASpecError) {
+  const StageInfo* exec = StageRegistry::global().find("exec");
+  Params p;
+  p.set("cmd", std::vector<std::string>{"no-such-program-rivus", "{}"});
+  const Status missing = exec->check(p);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("'no-such-program-rivus' is not found in PATH"),
+            std::string::npos)
+      << missing.message();
+  p.set("cmd", std::vector<std::string>{"sh", "-c", "true"});
+  EXPECT_TRUE(exec->check(p).ok());
+  p.set("cmd", std::vector<std::string>{"{}"});  // the record names the program: not known yet
+  EXPECT_TRUE(exec->check(p).ok());
+}
+
 }  // namespace
 }  // namespace rivus
