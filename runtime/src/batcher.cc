@@ -11,6 +11,11 @@ using detail::Reader;
 using detail::Writer;
 
 bool Batcher::add(const Record& r, std::int64_t now, WindowResult* out) {
+  if (count_ > 0 && items_.size() + join_.size() + r.data.size() > max_bytes_) {
+    take(out);               // full by size: close it, and let this record start the next group
+    (void)add(r, now, out);  // records_ > 1 here, so the new group of one is not complete
+    return true;
+  }
   if (count_ == 0) first_ = now;
   if (count_ > 0) items_ += join_;
   items_.append(r.data);

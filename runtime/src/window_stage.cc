@@ -92,8 +92,14 @@ class BatchStage final : public Stage {
  public:
   Status open(StageContext& ctx) override {
     const auto n = ctx.params->get_int("records", 100);
+    // A group must fit in an output ring and, with the state's own fields, in the state page.
+    constexpr std::uint64_t kStateOverhead = 64;
+    std::uint64_t most = ctx.max_record;
+    if (ctx.state_capacity > kStateOverhead) {
+      most = std::min(most, ctx.state_capacity - kStateOverhead);
+    }
     batcher_.emplace(static_cast<std::uint64_t>(n), ctx.params->get_duration("linger").count(),
-                     ctx.params->get_string("join", ","));
+                     ctx.params->get_string("join", ","), most);
     return Status::Ok();
   }
   void process(const Batch& batch, Emitter& out) override {

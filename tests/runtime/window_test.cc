@@ -298,5 +298,24 @@ TEST(BatcherTest, FlushesOnCountOrOnLingerTimer) {
   EXPECT_EQ(w.value, "f");
 }
 
+// A group never grows past max_bytes: it is closed before the record that would not fit, which
+// starts the next group, so every group can be emitted.
+TEST(BatcherTest, ClosesAGroupBeforeItOutgrowsWhatARingAccepts) {
+  Batcher b(100, 1000 * kMs, ",", 8);
+  WindowResult w;
+  EXPECT_FALSE(b.add(Record{"aaa", 0}, 0, &w));
+  EXPECT_FALSE(b.add(Record{"bbb", 1}, 0, &w));  // "aaa,bbb": 7 bytes
+  ASSERT_TRUE(b.add(Record{"cc", 2}, 0, &w)) << "aaa,bbb,cc would be 10 bytes";
+  EXPECT_EQ(w.value, "aaa,bbb");
+  EXPECT_EQ(w.count, 2u);
+  EXPECT_EQ(w.seq, 1u);
+  ASSERT_TRUE(b.finish(&w));
+  EXPECT_EQ(w.value, "cc") << "the record that did not fit starts the next group";
+  // A record larger than max_bytes on its own still forms a group of one.
+  EXPECT_FALSE(b.add(Record{"0123456789", 3}, 0, &w));
+  ASSERT_TRUE(b.add(Record{"x", 4}, 0, &w));
+  EXPECT_EQ(w.value, "0123456789");
+}
+
 }  // namespace
 }  // namespace rivus

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -236,6 +237,57 @@ TEST(DeadLetterWriteTest, AWorkerThatCannotWriteItFailsTheRun) {
 TEST(DeadLetterWriteTest, TheSupervisorThatCannotWriteItFailsTheRun) {
   dead_letter_vanishes("dlsuper", "segv",
                        "seq 2 that killed its workers could not be dead-lettered");
+}
+
+// ---- streams at the edge of a ring --------------------------------------------------------
+
+// batch.records of 1 KB lines would make groups of 1 MB, 16 times what a 64 KiB ring accepts:
+// groups are closed by size instead, and every record arrives, none dead-lettered.
+TEST(StreamEdgeTest, ABatchGroupTooLargeForARingIsClosedEarly) {
+  TempDir dir;
+  std::string input;
+  for (int i = 0; i < 3000; ++i) {
+    std::string line = std::to_string(i) + ":";
+    line.resize(1000, 'x');
+    input += line + "\n";
+  }
+  const std::string in = dir.write("in.txt", input);
+  const std::string out = dir.file("out.txt");
+  const std::string spec = dir.write("p.yaml",
+                                     "name: biggroup\n"
+                                     "ring: {capacity: 64KiB}\n"
+                                     "batch: {records: 32}\n"
+                                     "dead_letter: {path: " +
+                                         dir.file("dl.jsonl") +
+                                         "}\n"
+                                         "stages:\n"
+                                         "  - {name: in, use: lines, with: {path: " +
+                                         in +
+                                         "}}\n"
+                                         "  - {name: group, use: batch, with: {records: "
+                                         "1000, join: ';'}}\n"
+                                         "  - {name: out, use: file, with: {path: " +
+                                         out + "}}\n");
+  const auto r =
+      run_process({rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")}, 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_report(dir.file("r.json"))["dead_letters"]["count"], 0);
+  std::vector<std::string> got;
+  for (const std::string& group : read_lines(out)) {
+    EXPECT_LE(group.size(), 64u * 1024 / 2) << "a group larger than a ring accepts";
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t semi = group.find(';', start);
+      got.push_back(
+          group.substr(start, semi == std::string::npos ? std::string::npos : semi - start));
+      if (semi == std::string::npos) break;
+      start = semi + 1;
+    }
+  }
+  std::sort(got.begin(), got.end());
+  std::vector<std::string> want = read_lines(in);
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
 }
 
 // ---- signals ---------------------------------------------------------------------------------
