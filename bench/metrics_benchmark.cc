@@ -46,9 +46,13 @@ void BM_Metrics_LatencyHistogram(benchmark::State& state) {
   }
   for (auto _ : state) {
     const std::int64_t now = rivus::base::realtime_ns();  // once per batch, as the sink does
-    for (std::int64_t t : times)
-      histogram_add(slot.latency_ns,
-                    static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - t)));
+    std::uint64_t sum = 0;  // and the sum beside the histogram (Prometheus _sum), one add a batch
+    for (std::int64_t t : times) {
+      const auto latency = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - t));
+      histogram_add(slot.latency_ns, latency);
+      sum += latency;
+    }
+    counter_add(slot.counters.latency_ns_sum, sum);
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
@@ -68,6 +72,7 @@ void BM_Metrics_BatchCounters(benchmark::State& state) {
     counter_add(slot.counters.batches, 1);
     counter_add(slot.counters.busy_ns, busy);
     histogram_add(slot.batch_ns, busy);
+    counter_add(slot.counters.batch_ns_sum, busy);
     counter_add(slot.counters.records_out, n);
     counter_add(slot.counters.bytes_out, bytes);
     counter_add(slot.counters.idle_ns, busy);

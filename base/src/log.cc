@@ -10,14 +10,16 @@
 namespace rivus::base {
 namespace {
 
-// %* is the message made printable (text.h): messages quote spec text, reasons and paths.
+// %* is the message made printable on one line (text.h): messages quote spec text, reasons,
+// paths and exec stderr, which must not move the cursor nor forge a line of their own.
 constexpr const char* kPattern = "[%H:%M:%S.%e] [%n] [pid %P] %^%l%$: %*";
 
 class PrintableMessage final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm& /*time*/,
               spdlog::memory_buf_t& dest) override {
-    const std::string text = printable(std::string_view(msg.payload.data(), msg.payload.size()));
+    const std::string text = printable(std::string_view(msg.payload.data(), msg.payload.size()),
+                                       /*keep_newlines=*/false);
     dest.append(text.data(), text.data() + text.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {

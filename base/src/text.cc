@@ -50,14 +50,14 @@ void escape(unsigned char b, std::string& out) {
 
 }  // namespace
 
-std::string printable(std::string_view text) {
+std::string printable(std::string_view text, bool keep_newlines) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
     std::uint32_t cp = 0;
     const std::size_t n = utf8_length(text, i, &cp);
-    const bool control =
-        cp < 0x20 ? cp != '\n' && cp != '\t' : cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
+    const bool control = cp < 0x20 ? !(cp == '\t' || (cp == '\n' && keep_newlines))
+                                   : cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
     if (n == 0 || control) {
       // An invalid sequence is escaped one byte at a time; a control character whole.
       const std::size_t bytes = n == 0 ? 1 : n;

@@ -86,9 +86,8 @@ int cmd_run(const RunArgs& a) {
   RunOptions options;
   options.report_path = a.report;
   options.quiet = a.quiet;
-  const Report report = run_pipeline(spec.value(), options);
-  if (!a.quiet) report.print_summary(stderr);
-  return report.exit_code();
+  options.summary = !a.quiet;  // printed when the run ends, before metrics.linger
+  return run_pipeline(spec.value(), options).exit_code();
 }
 
 int cmd_clean() {

@@ -200,7 +200,9 @@ std::string Pipeline::document() const {
   if (ring_capacity_) spec["ring"] = {{"capacity", *ring_capacity_}};
   if (dead_letter_) spec["dead_letter"]["path"] = *dead_letter_;
   if (dead_letter_budget_) {
-    spec["dead_letter"]["max"] = dead_letter_budget_->first;
+    if (dead_letter_budget_->first != DeadLetterBudget::kNoLimit) {
+      spec["dead_letter"]["max"] = dead_letter_budget_->first;
+    }
     spec["dead_letter"]["max_ratio"] = dead_letter_budget_->second;
   }
   if (batch_) spec["batch"] = doc(batch_json(*batch_));

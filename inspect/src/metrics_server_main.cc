@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,15 +31,19 @@ constexpr std::size_t kServerThreads = 2;
 // SIGTERM stops the server only when the supervisor sends it (stop_metrics_server): the same
 // signal sent to the whole process group (`timeout`, systemd) means "drain", and /metrics must
 // keep answering through the drain and its linger.
-volatile std::sig_atomic_t g_stop_requested = 0;
-volatile pid_t g_parent = 0;
+// Lock-free atomics: safe in a signal handler, and read by the watchdog thread.
+std::atomic<bool> g_stop_requested{false};
+std::atomic<pid_t> g_parent{0};
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<pid_t>::is_always_lock_free);
 
 void on_sigterm(int /*sig*/, siginfo_t* info, void* /*context*/) {
-  if (info != nullptr && info->si_pid == g_parent) g_stop_requested = 1;
+  if (info != nullptr && info->si_pid == g_parent.load(std::memory_order_relaxed)) {
+    g_stop_requested.store(true, std::memory_order_relaxed);
+  }
 }
 
 void obey_parent_sigterm(pid_t parent) {
-  g_parent = parent;
+  g_parent.store(parent, std::memory_order_relaxed);
   struct sigaction sa {};
   sa.sa_sigaction = on_sigterm;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -104,7 +107,7 @@ int serve(const std::string& segment_name, const std::string& listen, pid_t pare
   std::atomic<bool> done{false};
   std::thread watchdog([&] {
     while (!done.load(std::memory_order_relaxed)) {
-      if (getppid() != parent || g_stop_requested != 0) {
+      if (getppid() != parent || g_stop_requested.load(std::memory_order_relaxed)) {
         server.stop();
         return;
       }

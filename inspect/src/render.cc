@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rivus/base/process.h"
+#include "rivus/base/text.h"
 
 namespace rivus::inspect {
 namespace {
@@ -195,7 +196,7 @@ std::string render_text(const PipelineView& v) {
     row(s.snap.name + (s.bottleneck ? " *" : ""), stage_kind_name(s.snap.kind), s.state,
         s.records_per_s, s.snap.totals, s.error_rate, s.queue_fill, s.queue_records, s.shares,
         s.snap.restarts, s.latency);
-    if (!s.snap.failure.empty()) out += "  failure: " + s.snap.failure + "\n";
+    if (!s.snap.failure.empty()) out += "  failure: " + base::printable(s.snap.failure) + "\n";
     for (const WorkerView& w : s.workers) {
       row("  #" + std::to_string(w.snap.index) + " pid " + std::to_string(w.snap.pid), "",
           worker_state_name(w.snap.state), source ? w.rate.records_out : w.rate.records_in,

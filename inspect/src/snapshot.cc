@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "rivus/base/clock.h"
 #include "rivus/shm/atomic.h"
-#include "rivus/shm/spsc_ring.h"
 
 namespace rivus::inspect {
 
@@ -35,32 +35,48 @@ void copy_histogram(const shm::Log2Histogram& from, Histogram& to) {
 
 std::string bounded(const char* s, std::size_t n) { return std::string(s, strnlen(s, n)); }
 
-// Records between ring r's head and tail. A read-only walk with a private consumer (it never
-// releases): if the real consumer moves on meanwhile, the producer may reuse bytes behind it,
-// and the walk stops at the first frame that no longer frames a record.
+// Records between ring r's head and tail, walked read-only. The frames there are the producer's
+// published records, immutable until the consumer releases them; if the consumer releases while
+// the walk runs, the producer may rewrite the bytes behind it. So each header is copied once and
+// checked before it is followed, the walk never passes the tail it started with, and a count
+// that a release may have spoiled (head moved past where the walk started) is bounded by what
+// the bytes between the two can hold. Exact while the consumer stands still.
 std::uint64_t count_waiting(const shm::Segment& seg, std::uint32_t r) {
   const shm::RingDescriptor& d = seg.ring_descriptor(r);
-  if (d.capacity == 0 || (d.capacity & (d.capacity - 1)) != 0 || d.data_offset > seg.size() ||
-      d.capacity > seg.size() - d.data_offset) {
+  const std::uint64_t capacity = d.capacity;
+  if (capacity == 0 || (capacity & (capacity - 1)) != 0 || d.data_offset > seg.size() ||
+      capacity > seg.size() - d.data_offset) {
     return 0;
   }
-  shm::SpscRing::Consumer walker(seg.ring(r));
-  (void)walker.refresh();
+  const std::byte* data = seg.base() + d.data_offset;
+  const std::uint64_t head = load_acquire(d.head);
+  const std::uint64_t tail = load_acquire(d.tail);
+  if (tail <= head || tail - head > capacity) return 0;
   std::uint64_t n = 0;
-  // Each frame takes at least 32 bytes: the bound ends the walk even over garbage.
-  const std::uint64_t most = d.capacity / sizeof(shm::RecordHeader);
-  while (n < most) {
-    const shm::RecordHeader* h = walker.peek();
-    if (h == nullptr) break;
-    walker.advance(h);
+  for (std::uint64_t pos = head; pos < tail;) {
+    const std::uint64_t to_end = capacity - (pos & (capacity - 1));
+    if (to_end < sizeof(shm::RecordHeader)) {
+      pos += to_end;
+      continue;
+    }
+    shm::RecordHeader h;
+    std::memcpy(&h, data + (pos & (capacity - 1)), sizeof h);
+    const std::uint64_t framed = shm::framed_size(h.length);
+    if (framed > to_end || framed > tail - pos) break;  // not a frame: rewritten under us
+    if ((h.flags & shm::kRecordPadding) != 0) {
+      pos += to_end;
+      continue;
+    }
     ++n;
+    pos += framed;
   }
+  if (load_acquire(d.head) != head) n = std::min(n, (tail - head) / sizeof(shm::RecordHeader));
   return n;
 }
 
 }  // namespace
 
-PipelineSnapshot take_snapshot(const shm::Segment& seg) {
+PipelineSnapshot take_snapshot(const shm::Segment& seg, bool count_queued) {
   PipelineSnapshot p;
   const auto& h = seg.header();
   p.name = bounded(h.pipeline_name, sizeof h.pipeline_name);
@@ -127,7 +143,7 @@ PipelineSnapshot take_snapshot(const shm::Segment& seg) {
     const std::uint64_t tail = load_acquire(d.tail);
     p.stages[stage].queue_bytes += tail >= head ? std::min(tail - head, d.capacity) : 0;
     p.stages[stage].queue_capacity += d.capacity;
-    p.stages[stage].queue_records += count_waiting(seg, r);
+    if (count_queued) p.stages[stage].queue_records += count_waiting(seg, r);
   }
   return p;
 }
@@ -138,11 +154,9 @@ Progress progress_of(const PipelineSnapshot& p) {
   const StageSnapshot& source = p.stages.front();
   g.total = source.total_hint;
   g.bytes = (source.flags & shm::kStageTotalBytes) != 0;
-  if (g.bytes) {
-    for (const WorkerSnapshot& w : source.workers) g.done += w.position;
-  } else {
-    g.done = p.stages.back().totals.records_in;
-  }
+  // The source's committed position: records for `range`, bytes of input for a `lines` file.
+  // Not the sink's count, which stages that drop or multiply records (filter, split) change.
+  for (const WorkerSnapshot& w : source.workers) g.done += w.position;
   return g;
 }
 

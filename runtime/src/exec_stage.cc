@@ -116,11 +116,11 @@ class ExecStage final : public Stage {
     sigaddset(&dflt, SIGHUP);
     sigaddset(&dflt, SIGQUIT);
     posix_spawnattr_setsigdefault(&attr, &dflt);
-    // Its own process group: a signal sent to the pipeline's group (Ctrl-C, `timeout`,
-    // systemd) is the supervisor's to act on, and must not fail the job of an innocent record.
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(
-        &attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    // The job stays in the pipeline's process group, with default dispositions: a group signal
+    // (Ctrl-C, `timeout`, systemd) reaches it as it reaches any program, a job it kills is a
+    // failed attempt and retried, and `timeout -k`'s or systemd's final SIGKILL of the group
+    // leaves no job behind.
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid = -1;
     const int err = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);

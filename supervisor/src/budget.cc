@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -46,7 +47,7 @@ void Supervisor::check_dead_letter_budget(bool final) {
     char share[64];
     std::snprintf(share, sizeof share, "%.1f%%",
                   100.0 * static_cast<double>(dead) / static_cast<double>(handled));
-    if (budget.max > 0 && dead > budget.max) {
+    if (budget.max != DeadLetterBudget::kNoLimit && dead > budget.max) {
       why = std::to_string(dead) + " records dead-lettered, more than dead_letter.max (" +
             std::to_string(budget.max) + ")";
     } else if (budget.max_ratio < 1.0 && (final || handled >= DeadLetterBudget::kMinRecords) &&

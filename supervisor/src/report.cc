@@ -26,7 +26,7 @@ void Supervisor::sample(bool force) {
   const auto now = Clock::now();
   if (!force && now - last_sample_ < std::chrono::seconds(1)) return;
   last_sample_ = now;
-  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_);
+  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_, false);
   json stages = json::object();
   for (const auto& s : snap.stages) {
     stages[s.name] = {{"records_in", s.totals.records_in},
@@ -42,7 +42,7 @@ void Supervisor::progress(bool final) {
   const auto now = Clock::now();
   if (!final && now - last_progress_ < std::chrono::milliseconds(250)) return;
   last_progress_ = now;
-  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_);
+  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_, interrupts_ > 0);
   const inspect::Progress done = inspect::progress_of(snap);
   const double t = since_start();
   const double rate = t > 0 ? static_cast<double>(done.done) / t : 0;
@@ -84,7 +84,7 @@ void Supervisor::event(json e) {
 }
 
 Report Supervisor::build_report(Outcome outcome, int exit_code) {
-  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_);
+  const inspect::PipelineSnapshot snap = inspect::take_snapshot(*seg_, false);
   const double elapsed = since_start();
   json stages = json::array();
   std::uint64_t dead_letters = 0;

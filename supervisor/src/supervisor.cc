@@ -260,7 +260,19 @@ Outcome Supervisor::finish() {
 
 // Leaves an embedding program as it was found: signal mask, SIGPIPE, no descriptors of ours.
 void Supervisor::restore_process_state() {
-  if (sigfd_ >= 0) close(sigfd_);
+  if (sigfd_ >= 0) {
+    // A signal that came after the last look (a Ctrl-C while the run was ending) is for this
+    // run, which is over: taken from the queue here, it is not delivered with its default
+    // action (death) once the mask is restored.
+    signalfd_siginfo si{};
+    while (read(sigfd_, &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo != SIGCHLD && log_) {
+        log_->debug("{} after the end of the run: ignored",
+                    base::signal_name(static_cast<int>(si.ssi_signo)));
+      }
+    }
+    close(sigfd_);
+  }
   if (timerfd_ >= 0) close(timerfd_);
   sigfd_ = timerfd_ = -1;
   sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
@@ -291,13 +303,15 @@ void Supervisor::linger_for_metrics() {
   }
 }
 
-Report Supervisor::run() {
+Report Supervisor::run(const std::function<void(Report&)>& on_end) {
   if (Status s = setup(); !s.ok()) {
     if (!log_) log_ = base::logger("supervisor");
     log_->error("cannot start pipeline '{}': {}", spec_.name, s.message());
     restore_process_state();  // the segment goes with seg_, as its owner
-    return Report::not_run(spec_.name, outcome_name(Outcome::kFailed), kExitRuntimeFailure,
-                           s.message());
+    Report report = Report::not_run(spec_.name, outcome_name(Outcome::kFailed), kExitRuntimeFailure,
+                                    s.message());
+    on_end(report);
+    return report;
   }
   started_ = Clock::now();
   store_release(seg_->header().run_state, shm::RunState::kRunning);
@@ -331,15 +345,19 @@ Report Supervisor::run() {
   } cleanup{*this};
   const Outcome outcome = finish();
   Report report = build_report(outcome, exit_code_of(outcome, budget_exceeded_));
-  linger_for_metrics();
+  on_end(report);
+  // Not after an operator's stop: `systemctl stop` or a Ctrl-C asks for the end, not for 30 s
+  // more.
+  if (interrupts_ == 0 && !aborting_) linger_for_metrics();
   return report;
 }
 
 }  // namespace supervisor
 
-Report run_pipeline(const PipelineSpec& spec, const RunOptions& options) {
-  supervisor::Supervisor sup(spec, options);
-  Report report = sup.run();
+namespace {
+
+// The report file, at the end of the run: a run whose report cannot be written fails (exit 1).
+void write_report_file(const RunOptions& options, Report& report) {
   if (!options.report_path.empty()) {
     std::ofstream out(options.report_path);
     out << report.to_json(2) << "\n";
@@ -354,7 +372,14 @@ Report run_pipeline(const PipelineSpec& spec, const RunOptions& options) {
       }
     }
   }
-  return report;
+  if (options.summary) report.print_summary(stderr);
+}
+
+}  // namespace
+
+Report run_pipeline(const PipelineSpec& spec, const RunOptions& options) {
+  supervisor::Supervisor sup(spec, options);
+  return sup.run([&](Report& report) { write_report_file(options, report); });
 }
 
 }  // namespace rivus

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -86,7 +87,9 @@ class Supervisor {
  public:
   Supervisor(const PipelineSpec& spec, const RunOptions& options)
       : spec_(spec), options_(options), plan_(make_plan(spec)) {}
-  Report run();
+  // Runs the pipeline; `on_end` gets the report as soon as the run is over (it may replace it),
+  // before /metrics lingers.
+  Report run(const std::function<void(Report&)>& on_end);
 
  private:
   // supervisor.cc

@@ -16,6 +16,12 @@ TEST(PrintableTest, ValidTextIsUnchanged) {
   EXPECT_EQ(printable("back\\slash"), "back\\slash");
 }
 
+TEST(PrintableTest, LogLinesKeepToOneLine) {
+  EXPECT_EQ(printable("a\n[00:00:00.000] [supervisor] info: forged", false),
+            "a\\x0a[00:00:00.000] [supervisor] info: forged");
+  EXPECT_EQ(printable("tab\tstays", false), "tab\tstays");
+}
+
 TEST(PrintableTest, ControlBytesAreEscaped) {
   // An escape sequence that would clear the screen, a carriage return that would overwrite.
   EXPECT_EQ(printable("a\x1b[2Jb"), "a\\x1b[2Jb");

@@ -318,6 +318,7 @@ TEST(StatFiguresTest, ExactFiguresFromAKnownSegment) {
   shm::Segment& seg = syn.seg();
   shm::WorkerCounters& src = seg.worker(0).counters;
   src.records_out = 2000;
+  seg.worker(0).position = 2000;  // what the source has committed: the progress
   src.bytes_out = 20000;
   src.busy_ns = 10'000'000'000;  // 9 s of it blocked inside emit: busy 1 s of 10
   src.blocked_ns = 9'000'000'000;

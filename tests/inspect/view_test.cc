@@ -53,6 +53,7 @@ PipelineSnapshot at(std::int64_t t_s, std::uint64_t scale) {
   StageSnapshot src = stage("numbers", shm::StageKind::kSource,
                             {worker(0, kRunning, 0, 1000 * scale, 1 * scale, 0, 9 * scale)});
   src.total_hint = 100'000;
+  src.workers[0].position = 1000 * scale;  // range: the records it has committed
   p.stages.push_back(src);
   p.stages.push_back(
       stage("hash", shm::StageKind::kTransform,

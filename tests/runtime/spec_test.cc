@@ -248,7 +248,7 @@ TEST_F(SpecTest, MinimalSpecGetsEveryDefault) {
   EXPECT_EQ(s.restart.window, restart.window);
   EXPECT_EQ(s.restart.backoff, restart.backoff);
   EXPECT_EQ(s.dead_letter_path, "tiny.dead-letter.jsonl");
-  EXPECT_EQ(s.dead_letter_budget.max, 0u);
+  EXPECT_EQ(s.dead_letter_budget.max, DeadLetterBudget::kNoLimit);
   EXPECT_DOUBLE_EQ(s.dead_letter_budget.max_ratio, 0.5);
   EXPECT_EQ(s.metrics_linger, seconds(30));
   EXPECT_EQ(s.drain_timeout, seconds(30));

@@ -8,9 +8,10 @@
 namespace rivus::base {
 
 // `text` with every byte that is not printable UTF-8 written as \xNN: C0 controls other than
-// newline and tab, DEL, C1 controls (U+0080..U+009F), and bytes that are not part of a valid,
-// shortest-form UTF-8 sequence. Backslashes stay as they are. Valid printable text is unchanged.
-std::string printable(std::string_view text);
+// tab (and newline, with `keep_newlines`), DEL, C1 controls (U+0080..U+009F), and bytes that
+// are not part of a valid, shortest-form UTF-8 sequence. Backslashes stay as they are. Valid
+// printable text is unchanged. Log lines pass keep_newlines = false: one entry, one line.
+std::string printable(std::string_view text, bool keep_newlines = true);
 
 // Copies at most `size - 1` bytes of `text` and a NUL into `out` (a fixed field of the segment),
 // cutting before a UTF-8 sequence that would not fit whole rather than inside it.

@@ -137,8 +137,8 @@ class Pipeline {
   Pipeline& spares(std::uint32_t n);                // pre-forked replacement workers (default 1)
   Pipeline& metrics_listen(std::string host_port);  // serve /metrics while running
   Pipeline& metrics_linger(std::chrono::nanoseconds d);  // keep serving after the run (30s)
-  // Fail the run (exit 6) past `max` dead letters in a stage (0: no limit) or past `max_ratio`
-  // of its records (default 0.5; 1: no limit).
+  // Fail the run (exit 6) past `max` dead letters in a stage (DeadLetterBudget::kNoLimit: no
+  // limit; 0: not one) or past `max_ratio` of its records (default 0.5; 1: no limit).
   Pipeline& dead_letter_budget(std::uint64_t max, double max_ratio);
   Pipeline& drain_timeout(std::chrono::nanoseconds d);  // after a signal (default 30s)
 

@@ -49,7 +49,7 @@ struct StageSnapshot {
   std::uint64_t queue_bytes = 0;     // bytes waiting in the stage's input rings
   std::uint64_t queue_capacity = 0;  // their total capacity
   // Records waiting in those rings, counted by walking the frames between head and tail (exact
-  // while the consumers stand still, a close estimate while they move).
+  // while the consumers stand still; bounded by what the bytes can hold while they move).
   std::uint64_t queue_records = 0;
   std::vector<WorkerSnapshot> workers;
 };
@@ -69,11 +69,13 @@ struct PipelineSnapshot {
 
 // Never reads outside the mapping, even if the segment's tables change after attach validated
 // them (a stage or ring that points outside is skipped).
-PipelineSnapshot take_snapshot(const shm::Segment& seg);
+// count_queued: also count the records waiting in every ring (StageSnapshot::queue_records), a
+// walk over their frames; readers that do not show it (the supervisor's samples) skip it.
+PipelineSnapshot take_snapshot(const shm::Segment& seg, bool count_queued = true);
 
-// How far a run is. `done` of `total` records reached the sink, or, for a source that knows its
-// input's size in bytes (a `lines` source over a regular file), `done` of `total` bytes of input
-// are committed by the source. total 0: unknown.
+// How far a run is: the source has committed `done` of the `total` records it will produce, or,
+// for a source that knows its input's size in bytes (a `lines` source over a regular file),
+// `done` of `total` bytes of input. total 0: unknown.
 struct Progress {
   std::uint64_t done = 0;
   std::uint64_t total = 0;

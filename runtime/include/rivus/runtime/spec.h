@@ -71,8 +71,9 @@ struct StageSpec {
 // (checked once the stage has taken in kMinRecords, and at the end of the run).
 struct DeadLetterBudget {
   static constexpr std::uint64_t kMinRecords = 100;
-  std::uint64_t max = 0;   // 0 = no limit on the count
-  double max_ratio = 0.5;  // 1 = no limit on the share
+  static constexpr std::uint64_t kNoLimit = ~std::uint64_t{0};
+  std::uint64_t max = kNoLimit;  // kNoLimit: none on the count; 0: not one dead letter
+  double max_ratio = 0.5;        // 1 = no limit on the share
 };
 
 struct PipelineSpec {

@@ -22,11 +22,13 @@ namespace rivus {
 
 struct RunOptions {
   std::string report_path;  // write the JSON report here; empty = none
-  bool quiet = false;       // no summary, no progress line
+  bool quiet = false;       // no progress line
   bool progress = true;     // a progress line on stderr when it is a terminal
+  bool summary = false;     // print the summary table on stderr when the run ends
 };
 
-// Runs the pipeline; the report's exit_code() is what `rivus run` exits with (docs/cli.md).
+// Runs the pipeline; the report's exit_code() is what `rivus run` exits with (docs/cli.md). The
+// report file and the summary are written as soon as the run ends, before metrics.linger.
 Report run_pipeline(const PipelineSpec& spec, const RunOptions& options);
 
 }  // namespace rivus
