@@ -43,6 +43,8 @@ ProcStat read_proc_stat(pid_t pid) {
 
 std::uint64_t process_start_ticks(pid_t pid) { return read_proc_stat(pid).start_ticks; }
 
+char process_state(pid_t pid) { return pid > 0 ? read_proc_stat(pid).state : 0; }
+
 bool process_matches(pid_t pid, std::uint64_t start_ticks) {
   if (pid <= 0) return false;
   if (kill(pid, 0) != 0 && errno == ESRCH) return false;

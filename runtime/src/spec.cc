@@ -70,7 +70,7 @@ constexpr const char* kStageNameRule = "1 to 47 characters from A-Z a-z 0-9 _ . 
 const std::vector<std::string> kPipelineKeys = {
     "name",        "stages",      "ring",          "batch",      "retry",          "restart",
     "dead_letter", "metrics",     "timeout",       "batch_size", "flush_interval", "buffer_size",
-    "max_retries", "retry_delay", "retry_backoff", "spares",     "drain_timeout"};
+    "max_retries", "retry_delay", "retry_backoff", "spares",     "drain_timeout",  "stall"};
 const std::vector<std::string> kStageKeys = {
     "name",           "use",         "with",        "workers",      "batch",   "key_by",
     "ordered",        "timeout",     "limits",      "retry",        "restart", "batch_size",
@@ -78,6 +78,7 @@ const std::vector<std::string> kStageKeys = {
 const std::vector<std::string> kRingKeys = {"capacity"};
 const std::vector<std::string> kDeadLetterKeys = {"path", "max", "max_ratio"};
 const std::vector<std::string> kMetricsKeys = {"listen", "linger"};
+const std::vector<std::string> kStallKeys = {"timeout", "action"};
 const std::vector<std::string> kKeyByKeys = {"field", "separator"};
 
 // Rivusio's setting names, accepted beside the Rivus ones: `name` at a pipeline's or a stage's top
@@ -403,6 +404,18 @@ Status SpecParser::parse_pipeline(const Fields& top, PipelineSpec* spec,
     if (spec->dead_letter_budget.max_ratio > 1.0) {
       return bad_value(*e, e->written, "a share from 0 to 1 (1: no limit), e.g. 0.01");
     }
+  }
+
+  Fields stall;
+  RIVUS_RETURN_IF_ERROR(read_section(top, "stall", kStallKeys, "", &stall));
+  if (const Entry* e = stall.find("timeout")) {
+    RIVUS_RETURN_IF_ERROR(read_duration(*e, e->written, &spec->stall_timeout));
+  }
+  if (const Entry* e = stall.find("action")) {
+    std::string action;
+    RIVUS_RETURN_IF_ERROR(read_scalar(*e, e->written, "kill or warn", &action));
+    if (action != "kill" && action != "warn") return bad_value(*e, e->written, "kill or warn");
+    spec->stall_kill = action == "kill";
   }
 
   if (const Entry* e = top.find("drain_timeout")) {

@@ -73,6 +73,7 @@ void Supervisor::spawn(std::uint32_t slot) {
   p.running = true;
   p.restart_pending = false;
   p.kill_reason = KillReason::kNone;
+  p.stall_reported = false;
   store_relaxed(ws.pid, pid);
   store_relaxed(ws.started_mono_ns, base::monotonic_ns());
   if (p.died_at != Clock::time_point{}) {

@@ -37,6 +37,8 @@ std::string Death::describe() const {
   switch (cause) {
     case DeathCause::kTimeout:
       return "timeout";
+    case DeathCause::kStalled:
+      return "stalled";
     case DeathCause::kSignal:
       return "killed by " + base::signal_name(signal);
     case DeathCause::kOutOfMemory:
@@ -103,6 +105,8 @@ void Supervisor::on_exit(std::uint32_t slot, int status) {
   }
   if (p.kill_reason == KillReason::kTimeout) {
     death.cause = DeathCause::kTimeout;
+  } else if (p.kill_reason == KillReason::kStalled) {
+    death.cause = DeathCause::kStalled;
   } else if (death.signal != 0) {
     death.cause = DeathCause::kSignal;
   } else if (death.exit_code == worker::kExitOutOfMemory) {
@@ -173,9 +177,11 @@ bool Supervisor::handle_poison(std::uint32_t slot, const Death& death) {
   const std::uint64_t pos = load_relaxed(ws.current_pos);
   store_relaxed(ws.careful, 0u);
   store_relaxed(ws.careful_budget, std::max<std::uint64_t>(load_relaxed(ws.careful_budget), 1));
-  if (death.cause == DeathCause::kSignal && death.signal == SIGKILL) {
-    // A SIGKILL that Rivus did not send (an operator, a chaos test, the kernel's OOM killer)
-    // says nothing about the record: keep replaying it, but never blame it. A record that
+  if (death.cause == DeathCause::kStalled ||
+      (death.cause == DeathCause::kSignal && death.signal == SIGKILL)) {
+    // A SIGKILL that Rivus did not send (an operator, a chaos test, the kernel's OOM killer),
+    // or a stall (someone stopped the process), says nothing about the record: keep replaying
+    // it, but never blame it. A record that
     // exhausts memory is caught by limits.memory inside the worker instead.
     return false;
   }
@@ -303,6 +309,52 @@ void Supervisor::abort_all() {
     p.restart_pending = false;
     if (p.running) kill(p.pid, SIGKILL);
   }
+}
+
+// A worker that does not move: stopped (SIGSTOP, a job-control stop), or its loop has not turned
+// for stall.timeout outside a stage call (inside one, the stage's `timeout` applies). The loop
+// turns at least every 100 ms while it waits for input or space, so a stale heartbeat there
+// means the process is not running.
+void Supervisor::check_stalled(std::uint32_t slot) {
+  Proc& p = procs_[slot];
+  if (spec_.stall_timeout.count() == 0 || !p.running || p.kill_reason != KillReason::kNone ||
+      p.stall_reported) {
+    return;
+  }
+  const shm::WorkerSlot& ws = seg_->worker(slot);
+  const auto state = load_acquire(ws.state);
+  if (state != static_cast<std::uint32_t>(shm::WorkerState::kRunning) &&
+      state != static_cast<std::uint32_t>(shm::WorkerState::kDraining)) {
+    return;
+  }
+  const auto heartbeat = static_cast<std::int64_t>(load_relaxed(ws.counters.heartbeat_ns));
+  const std::int64_t age = base::monotonic_ns() - heartbeat;
+  if (heartbeat == 0 || age <= spec_.stall_timeout.count()) return;
+  const char proc_state = base::process_state(p.pid);
+  const bool stopped = proc_state == 'T' || proc_state == 't';
+  if (load_relaxed(ws.batch_started_ns) != 0 && !stopped) return;  // the stage's timeout's
+  const StageSpec& st = *plan_.workers[slot].stage;
+  const std::string what = stopped ? "is stopped" : "has not moved";
+  event({{"type", "stall"},
+         {"stage", st.name},
+         {"worker", ws.index_in_stage},
+         {"pid", p.pid},
+         {"stopped", stopped},
+         {"age_s", static_cast<double>(age) / 1e9}});
+  if (!spec_.stall_kill) {
+    p.stall_reported = true;
+    log_->warn(
+        "worker {}#{} (pid {}) {} for {:.1f}s (stall.timeout {}); stall.action is warn: "
+        "left alone",
+        st.name, ws.index_in_stage, p.pid, what, static_cast<double>(age) / 1e9,
+        format_duration(spec_.stall_timeout));
+    return;
+  }
+  p.kill_reason = KillReason::kStalled;
+  log_->warn("worker {}#{} (pid {}) {} for {:.1f}s (stall.timeout {}); killing it", st.name,
+             ws.index_in_stage, p.pid, what, static_cast<double>(age) / 1e9,
+             format_duration(spec_.stall_timeout));
+  kill(p.pid, SIGKILL);
 }
 
 }  // namespace rivus::supervisor

@@ -203,6 +203,7 @@ void Supervisor::tick() {
   if (!aborting_) check_dead_letter_budget(false);
   for (std::uint32_t i = 0; i < procs_.size(); ++i) {
     kill_timed_out(i);
+    check_stalled(i);
     if (procs_[i].restart_pending && !aborting_ && now >= procs_[i].restart_at) restart(i);
   }
   fork_spares();

@@ -41,11 +41,12 @@ enum class Outcome : std::uint8_t { kFinished, kFailed, kInterrupted, kAborted }
 const char* outcome_name(Outcome o) noexcept;
 
 // Why the supervisor itself killed a worker.
-enum class KillReason : std::uint8_t { kNone, kTimeout };
+enum class KillReason : std::uint8_t { kNone, kTimeout, kStalled };
 
 // How a worker's process ended, when it did not exit cleanly.
 enum class DeathCause : std::uint8_t {
   kTimeout,      // the supervisor killed it: its batch ran past the stage's timeout
+  kStalled,      // the supervisor killed it: stopped, or its loop stood still (stall.timeout)
   kSignal,       // a signal ended it
   kOutOfMemory,  // it exited with worker::kExitOutOfMemory
   kExitCode,     // it exited with another failing code
@@ -67,6 +68,7 @@ struct Proc {
   Clock::time_point restart_at{};
   Clock::time_point died_at{};
   KillReason kill_reason = KillReason::kNone;
+  bool stall_reported = false;  // stall.action: warn said so once for this process
 };
 
 // A pre-forked worker process that has done its start-up and blocks reading its pipe for the
@@ -126,6 +128,7 @@ class Supervisor {
   void schedule_restart(std::uint32_t slot, const Death& death);
   void restart(std::uint32_t slot);
   void kill_timed_out(std::uint32_t slot);
+  void check_stalled(std::uint32_t slot);
   void fail_stage(std::uint32_t stage, const std::string& why);
   void abort_all();
 

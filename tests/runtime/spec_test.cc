@@ -125,6 +125,7 @@ dead_letter: {path: /tmp/dl.jsonl, max: 7, max_ratio: 0.01}
 metrics: {listen: "127.0.0.1:9100", linger: 1m}
 timeout: 30s
 drain_timeout: 45s
+stall: {timeout: 5s, action: warn}
 spares: 3
 stages:
   - name: numbers
@@ -173,6 +174,8 @@ stages:
   EXPECT_EQ(s.metrics_listen, "127.0.0.1:9100");
   EXPECT_EQ(s.metrics_linger, seconds(60));
   EXPECT_EQ(s.drain_timeout, seconds(45));
+  EXPECT_EQ(s.stall_timeout, seconds(5));
+  EXPECT_FALSE(s.stall_kill);
   EXPECT_EQ(s.spares, 3u);
   ASSERT_EQ(s.stages.size(), 3u);
 
@@ -194,7 +197,7 @@ stages:
   EXPECT_EQ(numbers.limits.cpu.count(), 0);
   EXPECT_EQ(numbers.retry.max_retries, 5u);
   EXPECT_EQ(numbers.restart.max_restarts, 3u);
-  EXPECT_EQ(numbers.location.to_string(), "p.yaml:12:5");
+  EXPECT_EQ(numbers.location.to_string(), "p.yaml:13:5");
 
   const StageSpec& hash = s.stages[1];
   EXPECT_EQ(hash.name, "hash");
@@ -220,7 +223,7 @@ stages:
   EXPECT_EQ(hash.restart.max_restarts, 7u);
   EXPECT_EQ(hash.restart.window, seconds(60));
   EXPECT_EQ(hash.restart.backoff, milliseconds(100));
-  EXPECT_EQ(hash.location.line, 16);
+  EXPECT_EQ(hash.location.line, 17);
 
   const StageSpec& out = s.stages[2];
   EXPECT_EQ(out.with.get_string("path"), "out.txt");
@@ -252,6 +255,8 @@ TEST_F(SpecTest, MinimalSpecGetsEveryDefault) {
   EXPECT_DOUBLE_EQ(s.dead_letter_budget.max_ratio, 0.5);
   EXPECT_EQ(s.metrics_linger, seconds(30));
   EXPECT_EQ(s.drain_timeout, seconds(30));
+  EXPECT_EQ(s.stall_timeout, seconds(10));
+  EXPECT_TRUE(s.stall_kill);
   EXPECT_EQ(s.metrics_listen, "");
   EXPECT_EQ(s.spares, 1u);
   ASSERT_EQ(s.stages.size(), 3u);

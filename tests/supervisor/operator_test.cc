@@ -419,6 +419,69 @@ TEST(SignalTest, SigquitStopsAtOnce) {
   EXPECT_TRUE(leftover_segments("quit").empty());
 }
 
+// ---- stopped workers ----------------------------------------------------------------------
+
+// A worker SIGSTOPped by someone (outside any stage call, or a source blocked in its read) is
+// noticed through its heartbeat and process state, killed and replaced; the output stays exact.
+void stopped_worker_is_replaced(const std::string& name, const std::string& victim) {
+  TempDir dir;
+  const std::string out = dir.file("out.txt");
+  const std::string spec = dir.write("p.yaml", "name: " + name +
+                                                   "\n"
+                                                   "stall: {timeout: 1s}\n"
+                                                   "batch: {records: 1, linger: 1ms}\n"
+                                                   "stages:\n"
+                                                   "  - {name: in, use: lines, with: {path: '-'}}\n"
+                                                   "  - {name: mid, use: passthrough}\n"
+                                                   "  - {name: out, use: file, with: {path: " +
+                                                   out + "}}\n");
+  LiveProcess run({rivus_bin(), "run", spec, "--quiet", "--report", dir.file("r.json")},
+                  dir.file("run.out"), dir.file("run.err"));
+  ASSERT_TRUE(run.write_stdin("a\nb\n"));
+  ASSERT_TRUE(wait_for([&] { return read_lines(out).size() == 2; }, 60s))
+      << read_file(dir.file("run.err"));
+  const pid_t stopped = wait_for_child_named(run.pid(), victim, -1, 30s);
+  ASSERT_GT(stopped, 0) << victim;
+  kill(stopped, SIGSTOP);
+  const pid_t replacement = wait_for_child_named(run.pid(), victim, stopped, 60s);
+  ASSERT_GT(replacement, 0) << "the stopped " << victim << " was never replaced\n"
+                            << read_file(dir.file("run.err"));
+  ASSERT_TRUE(run.write_stdin("c\nd\n"));
+  run.close_stdin();
+  const int code = run.wait(120s);
+  const std::string err = read_file(dir.file("run.err"));
+  ASSERT_EQ(code, 0) << err;
+  EXPECT_EQ(read_lines(out), (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_NE(err.find("is stopped for"), std::string::npos) << err;
+  const json report = read_report(dir.file("r.json"));
+  bool stall_event = false, crash_event = false;
+  for (const json& e : report["events"]) {
+    if (e["type"] == "stall") stall_event = e.value("stopped", false);
+    if (e["type"] == "crash" && e["reason"] == "stalled") crash_event = true;
+  }
+  EXPECT_TRUE(stall_event) << report["events"].dump();
+  EXPECT_TRUE(crash_event) << report["events"].dump();
+  EXPECT_EQ(report["dead_letters"]["count"], 0) << "a stall never blames a record";
+}
+
+TEST(StallTest, AStoppedTransformIsReplaced) { stopped_worker_is_replaced("stallmid", "mid#0"); }
+
+TEST(StallTest, AStoppedSourceIsReplaced) { stopped_worker_is_replaced("stallin", "in#0"); }
+
+TEST(StallTest, BadStallSettingsAreSpecErrors) {
+  TempDir dir;
+  const std::string spec = dir.write("p.yaml",
+                                     "name: badstall\n"
+                                     "stall: {action: pause}\n"
+                                     "stages:\n"
+                                     "  - {name: numbers, use: range, with: {count: 1}}\n"
+                                     "  - {name: out, use: discard}\n");
+  const auto r = run_process({rivus_bin(), "validate", spec}, 60s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("stall.action is 'pause'; expected kill or warn"), std::string::npos)
+      << r.err;
+}
+
 // ---- hostile input ---------------------------------------------------------------------------
 
 // A spec of random bytes: a clear error (exit 2), and nothing on the terminal that could move

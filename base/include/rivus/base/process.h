@@ -14,6 +14,9 @@ std::uint64_t process_start_ticks(pid_t pid);
 // True if `pid` is alive (not a zombie) and started at `start_ticks` (the same process, not a
 // reused pid).
 bool process_matches(pid_t pid, std::uint64_t start_ticks);
+// The state letter of /proc/<pid>/stat: 'R' running, 'S' sleeping, 'T' stopped (SIGSTOP), 't'
+// stopped by a debugger, 'Z' zombie, ...; 0 if the process is gone.
+char process_state(pid_t pid);
 // The calling process's address-space size in bytes (/proc/self/statm), the base that a memory
 // limit (RLIMIT_AS) is added to.
 std::uint64_t address_space_bytes();

@@ -91,6 +91,10 @@ struct PipelineSpec {
   std::chrono::nanoseconds metrics_linger = std::chrono::seconds(30);
   // After SIGINT/SIGTERM/SIGHUP, the drain may take this long; then the run is aborted.
   std::chrono::nanoseconds drain_timeout = std::chrono::seconds(30);
+  // A worker whose loop has not turned for this long outside a stage call, or that is stopped
+  // (SIGSTOP), is stalled: killed and replaced (stall_kill) or only reported. 0: never.
+  std::chrono::nanoseconds stall_timeout = std::chrono::seconds(10);
+  bool stall_kill = true;
   std::vector<StageSpec> stages;
 };
 
