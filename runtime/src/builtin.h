@@ -14,5 +14,6 @@ std::uint64_t fnv_work(std::uint64_t i, std::uint64_t rounds) noexcept;
 
 void register_exec_stage(StageRegistry& r);
 void register_stream_stages(StageRegistry& r);
+void register_shape_stages(StageRegistry& r);  // split, filter, map, json, count
 
 }  // namespace rivus

@@ -363,6 +363,7 @@ void register_builtin_stages(StageRegistry& r) {
                         .make_stage = [] { return std::make_unique<DiscardSink>(); }});
   register_exec_stage(r);
   register_stream_stages(r);
+  register_shape_stages(r);
 }
 
 }  // namespace rivus
