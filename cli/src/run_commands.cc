@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "commands.h"
+#include "rivus/base/text.h"
 #include "rivus/embed/plugin.h"
 #include "rivus/inspect/segments.h"
 #include "rivus/runtime/spec.h"
@@ -92,16 +93,22 @@ int cmd_run(const RunArgs& a) {
 
 int cmd_clean() {
   int removed = 0;
+  int failed = 0;
   for (const inspect::SegmentInfo& s : inspect::list_segments()) {
     if (s.live) continue;
-    if (shm::Segment::remove(s.name).ok()) {
-      std::printf("removed %s (pipeline %s, supervisor pid %d is gone)\n", s.name.c_str(),
-                  s.pipeline.c_str(), s.pid);
+    const Status st = shm::Segment::remove(s.name);
+    if (st.ok()) {
+      std::printf("removed %s (pipeline %s, supervisor pid %d is gone)\n",
+                  base::printable(s.name).c_str(), base::printable(s.pipeline).c_str(), s.pid);
       ++removed;
+    } else if (st.code() != StatusCode::kNotFound) {  // gone meanwhile: nothing to say
+      print_error("cannot remove stale " + s.name + ": " + st.message());
+      ++failed;
     }
   }
-  if (removed == 0) std::printf("no stale segments\n");
-  return kExitOk;
+  if (removed == 0 && failed == 0) std::printf("no stale segments\n");
+  // Another user's stale segment (EPERM in the sticky /dev/shm) is not ours to remove: say so.
+  return failed > 0 ? kExitRuntimeFailure : kExitOk;
 }
 
 }  // namespace

@@ -20,6 +20,22 @@ bool all_digits(const std::string& s) {
   return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
+// The pid at the end of a segment's name ("1234", or "1234-2" for a retried name); 0 if it is
+// not a pid (too long to be one, or not digits).
+int pid_in_name(const std::string& tail) {
+  const std::string digits = tail.substr(0, tail.find('-'));
+  if (!all_digits(digits)) return 0;
+  return std::stoi(digits);  // all_digits allows at most 9 digits: no overflow
+}
+
+// Whether `name` is what segment_name() (or a retry of it) gives for this pipeline and pid.
+bool name_matches(const std::string& name, const std::string& pipeline, int pid) {
+  const std::string base = segment_name(pipeline, pid);
+  if (name == base) return true;
+  return name.size() > base.size() + 1 && name.compare(0, base.size(), base) == 0 &&
+         name[base.size()] == '-' && all_digits(name.substr(base.size() + 1));
+}
+
 Result<ResolvedSegment> open_segment(const SegmentInfo& info) {
   auto seg = shm::Segment::attach(info.name, shm::Access::kReadOnly);
   if (!seg.ok()) {
@@ -60,7 +76,7 @@ std::vector<SegmentInfo> list_segments() {
     const auto dot = name.rfind('.');
     if (dot == std::string::npos || dot <= 6) continue;
     info.pipeline = name.substr(6, dot - 6);
-    info.pid = std::atoi(name.c_str() + dot + 1);
+    info.pid = pid_in_name(name.substr(dot + 1));
     auto seg = shm::Segment::attach(name, shm::Access::kReadOnly);
     if (seg.ok()) {
       const auto& h = seg->header();
@@ -70,6 +86,14 @@ std::vector<SegmentInfo> list_segments() {
       info.created_unix_ns = h.created_unix_ns;
       info.run_state = shm::load_acquire(h.run_state);
       info.live = base::process_matches(h.creator_pid, h.creator_start_ticks);
+      // The header and the file name must tell the same run: a copied or renamed segment would
+      // otherwise pass for another (live) run.
+      if (!name_matches(name, info.pipeline, h.creator_pid)) {
+        info.valid = false;
+        info.live = false;
+        info.problem = "its header names pipeline '" + info.pipeline + "', supervisor pid " +
+                       std::to_string(h.creator_pid) + ": not the run its name says (a copy?)";
+      }
     } else {
       info.problem = seg.status().message();
       // Without a readable header, trust the pid in the name: alive means "not ours to remove".

@@ -269,8 +269,13 @@ Result<Segment> Segment::attach(const std::string& name, Access access) {
 }
 
 Status Segment::remove(const std::string& name) {
-  if (!bip::shared_memory_object::remove(name.c_str())) {
-    return Status::NotFound("could not remove segment '" + name + "'");
+  if (name.empty() || name.find('/') != std::string::npos) {
+    return Status::InvalidArgument("'" + name + "' is not a segment name");
+  }
+  if (::unlink(("/dev/shm/" + name).c_str()) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::NotFound("no shared-memory segment named '" + name + "'");
+    return Status::IoError("removing segment '" + name + "'", err);
   }
   return Status::Ok();
 }

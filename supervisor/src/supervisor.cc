@@ -71,10 +71,18 @@ Status Supervisor::setup() {
   for (const std::string& name : inspect::clean_stale_segments(spec_.name)) {
     log_->info("removed stale segment {} (its supervisor is gone)", name);
   }
-  RIVUS_ASSIGN_OR_RETURN(
-      shm::Segment seg,
-      shm::Segment::create(inspect::segment_name(spec_.name, self_), plan_.segment));
-  seg_.emplace(std::move(seg));
+  // The name is this pipeline and pid; a file already there under it (planted by someone: /dev/shm
+  // is everyone's, or left by an earlier process of this pid) is not ours to remove, so a
+  // numbered variant is taken instead.
+  const std::string base_name = inspect::segment_name(spec_.name, self_);
+  Result<shm::Segment> created = shm::Segment::create(base_name, plan_.segment);
+  for (int k = 1; k <= 8 && !created.ok() && created.status().code() == StatusCode::kAlreadyExists;
+       ++k) {
+    log_->warn("{}; using {}-{}", created.status().message(), base_name, k);
+    created = shm::Segment::create(base_name + "-" + std::to_string(k), plan_.segment);
+  }
+  if (!created.ok()) return created.status();
+  seg_.emplace(std::move(created).value());
   write_stage_table();
   note_dead_letter_start();
   procs_.resize(plan_.workers.size());

@@ -2,9 +2,12 @@
 // Every test checks the output file record by record, and the report.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -289,6 +292,21 @@ TEST_F(PipelineTest, ClassStageAndSourceClassInCode) {
     EXPECT_TRUE(lines[i].rfind("w0:", 0) == 0 || lines[i].rfind("w1:", 0) == 0) << lines[i];
     EXPECT_EQ(lines[i].substr(colon + 1), std::to_string((i + 1) * (i + 1)));
   }
+}
+
+// Someone put a file where this run's segment would go (/dev/shm is everyone's): the run takes
+// a numbered name instead of failing "already exists", and leaves the file alone.
+TEST_F(PipelineTest, APreCreatedSegmentNameIsSidestepped) {
+  const std::string squatter = "/dev/shm/rivus.emb-squat." + std::to_string(getpid());
+  {
+    std::ofstream f(squatter);
+    f << "not a segment";
+  }
+  const auto report = (rivus::range(0, 10) >> rivus::discard()).name("emb-squat").run(quiet());
+  EXPECT_TRUE(report.ok()) << report.failure();
+  EXPECT_EQ(report.records_in("discard"), 10u);
+  EXPECT_TRUE(std::filesystem::exists(squatter)) << "not ours to remove";
+  ::unlink(squatter.c_str());
 }
 
 TEST_F(PipelineTest, ComposingPipelinesFlattensThem) {

@@ -9,12 +9,15 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -312,6 +315,43 @@ class SyntheticSegment {
   std::optional<shm::Segment> seg_;
 };
 
+// A segment copied under another name, and a name whose "pid" does not fit an int: neither may
+// pass for a run it is not (the copy would show as live; the pid would wrap to init's).
+TEST(SegmentNamesTest, TheHeaderAndTheNameMustAgree) {
+  const std::string name = unique("orig");
+  SyntheticSegment syn(name);
+  const std::string copy = "rivus." + unique("copycat") + "." + std::to_string(getpid());
+  std::filesystem::copy_file(syn.path(), "/dev/shm/" + copy);
+  const std::string huge = "rivus." + unique("hugepid") + ".4294967297";
+  {
+    std::ofstream f("/dev/shm/" + huge);
+    f << "junk";
+  }
+  ::chmod(("/dev/shm/" + huge).c_str(), 0600);
+  const auto ls = rivus({"ls", "--json"});
+  ::unlink(("/dev/shm/" + copy).c_str());
+  ::unlink(("/dev/shm/" + huge).c_str());
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  const json all = json::parse(ls.out);
+  bool saw_copy = false, saw_huge = false, saw_orig = false;
+  for (const json& e : all) {
+    if (e["segment"] == copy) {
+      saw_copy = true;
+      EXPECT_EQ(e["valid"], false) << e.dump();
+      EXPECT_EQ(e["live"], false) << e.dump();
+      EXPECT_NE(e["problem"].get<std::string>().find("a copy?"), std::string::npos) << e.dump();
+    } else if (e["segment"] == huge) {
+      saw_huge = true;
+      EXPECT_EQ(e["supervisor_pid"], 0) << "not a pid: " << e.dump();
+      EXPECT_EQ(e["live"], false) << e.dump();
+    } else if (e["pipeline"] == name) {
+      saw_orig = true;
+      EXPECT_EQ(e["valid"], true) << e.dump();
+    }
+  }
+  EXPECT_TRUE(saw_copy && saw_huge && saw_orig) << ls.out;
+}
+
 TEST(StatFiguresTest, ExactFiguresFromAKnownSegment) {
   const std::string name = unique("synth");
   SyntheticSegment syn(name);
@@ -516,10 +556,11 @@ TEST(StatErrorsTest, UnknownNameIsNotFound) {
 TEST(StatErrorsTest, SeveralLivePipelinesOfOneNameAreAmbiguous) {
   const std::string name = unique("twin");
   SyntheticSegment one(name);
-  // A second segment of the same pipeline name (the segment name differs).
+  // A second segment of the same pipeline and pid, under the name a run takes when its first
+  // choice is taken.
   shm::SegmentPlan plan;
   plan.pipeline_name = name;
-  auto two = shm::Segment::create("rivus." + name + ".x." + std::to_string(getpid()), plan);
+  auto two = shm::Segment::create("rivus." + name + "." + std::to_string(getpid()) + "-1", plan);
   ASSERT_TRUE(two.ok()) << two.status().to_string();
   const auto r = rivus({"stat", name});
   EXPECT_EQ(r.exit_code, 2) << r.err;
