@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "builtin.h"
+#include "fnv_expect.h"
 #include "process_util.h"
 
 namespace rivus::testing {
@@ -21,12 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string hex16(std::uint64_t x) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(x));
-  return b;
-}
 
 bool process_gone(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

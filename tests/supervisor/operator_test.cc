@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "builtin.h"
+#include "fnv_expect.h"
 #include "metrics_util.h"
 #include "process_util.h"
 
@@ -20,12 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string hex16(std::uint64_t x) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(x));
-  return b;
-}
 
 json read_report(const std::string& path) { return json::parse(read_file(path)); }
 

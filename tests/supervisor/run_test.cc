@@ -9,18 +9,13 @@
 #include <thread>
 
 #include "builtin.h"
+#include "fnv_expect.h"
 #include "process_util.h"
 
 namespace rivus::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string hex16(std::uint64_t x) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(x));
-  return b;
-}
 
 std::vector<std::string> expected_fnv(std::uint64_t count, std::uint64_t rounds) {
   std::vector<std::string> v;
