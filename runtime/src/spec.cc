@@ -610,9 +610,10 @@ Status SpecParser::parse_stage_settings(const Fields& f, const Node& node,
   out->restart = pipeline.restart;
   RIVUS_RETURN_IF_ERROR(read_fields(f, "restart", kRestartFields, out->name, &out->restart));
 
-  if (out->info->check) {
+  if (out->info->check || out->info->check_pool) {
     const Entry* with = f.find("with");
-    Status s = out->info->check(out->with);
+    Status s = out->info->check ? out->info->check(out->with) : Status::Ok();
+    if (s.ok() && out->info->check_pool) s = out->info->check_pool(out->with, out->workers);
     if (!s.ok()) {
       return error(with ? with->key_node : node,
                    "stage '" + out->name + "' (" + out->use + "): " + s.message());

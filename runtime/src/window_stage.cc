@@ -1,16 +1,19 @@
 // The stream stages: `window` (tumbling, sliding, hopping and session windows over counts,
 // processing time or event time, with aggregations) and `batch` (n records or linger time).
 // Both keep their state in the worker's state page, committed with every batch, so a worker
-// killed mid-window is replaced without losing or double-counting a record.
+// killed mid-window is replaced without losing or double-counting a record; window's side output
+// of late records (late_path) is committed the way the `file` sink is.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
 #include "batcher.h"
 #include "builtin.h"
 #include "rivus/base/clock.h"
+#include "rivus/base/files.h"
 #include "window.h"
 
 namespace rivus {
@@ -19,6 +22,70 @@ namespace {
 void emit_result(const WindowResult& w, const std::string& text, Emitter& out) {
   out.emit(Record{text, w.seq, 0, w.time_ns});
 }
+
+// `late_path` with `{worker}` replaced by the worker's index in its pool.
+std::string late_file_name(std::string path, std::uint32_t worker) {
+  const std::string mark = "{worker}";
+  for (auto at = path.find(mark); at != std::string::npos; at = path.find(mark, at)) {
+    path.replace(at, mark.size(), std::to_string(worker));
+  }
+  return path;
+}
+
+// The window's side output of late records, exactly once like the `file` sink: records are held
+// in memory until the next commit, written then, and the file's length is committed as the
+// stage's position; a replacement (or a batch redone after an error) starts from that length.
+class LateFile {
+ public:
+  LateFile() = default;
+  LateFile(const LateFile&) = delete;
+  LateFile& operator=(const LateFile&) = delete;
+  ~LateFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Opens `path` and cuts it to `committed` bytes (0 at the start of a run).
+  Status open(const std::string& path, std::uint64_t committed) {
+    path_ = path;
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return Status::IoError("late_path: open " + path, errno);
+    offset_ = committed;
+    if (::ftruncate(fd_, static_cast<off_t>(offset_)) != 0) {
+      return Status::IoError("late_path: truncate " + path, errno);
+    }
+    return Status::Ok();
+  }
+  void add(const Record& r) {
+    if (fd_ < 0) return;  // no late_path: late records are only counted
+    buf_.append(r.data);
+    buf_.push_back('\n');
+  }
+  void discard() { buf_.clear(); }
+  // Writes what is held; returns the file's length. Throws if the file cannot take it, which
+  // stops the stage (exit code 3) before the commit that would have claimed those records.
+  std::uint64_t flush() {
+    if (fd_ < 0 || buf_.empty()) return offset_;
+    std::size_t done = 0;
+    while (done < buf_.size()) {
+      const ssize_t n =
+          ::pwrite(fd_, buf_.data() + done, buf_.size() - done, static_cast<off_t>(offset_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        throw std::runtime_error(
+            Status::IoError("late_path: write " + path_, n < 0 ? errno : EIO).message());
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    offset_ += buf_.size();
+    buf_.clear();
+    return offset_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+  std::uint64_t offset_ = 0;
+  std::string buf_;
+};
 
 std::size_t copy_state(const std::string& s, std::span<std::byte> out, const char* what) {
   if (s.size() > out.size()) {
@@ -36,16 +103,19 @@ class WindowStage final : public Stage {
     auto c = window_config_from_params(*ctx.params, ctx.key_by);
     if (!c.ok()) return c.status();
     op_.emplace(c.value());
-    late_path_ = ctx.params->get_string("late_path");
+    const std::string path = ctx.params->get_string("late_path");
+    if (!path.empty()) return late_.open(late_file_name(path, ctx.worker_index), ctx.position);
     return Status::Ok();
   }
   void process(const Batch& batch, Emitter& out) override {
     const std::int64_t now = base::realtime_ns();
     for (const Record& r : batch) {
-      if (!op_->add(r, now, closed_) && !late_path_.empty()) write_late(r);
+      if (!op_->add(r, now, closed_)) late_.add(r);
     }
     flush(out);
   }
+  // The late file's length is this stage's committed position, as a `file` sink's is.
+  std::uint64_t checkpoint() override { return late_.flush(); }
   void on_time(std::int64_t now, Emitter& out) override {
     op_->advance(now, closed_);
     flush(out);
@@ -67,6 +137,7 @@ class WindowStage final : public Stage {
       if (!s.ok()) throw std::runtime_error(s.message());
     }
     op_.emplace(std::move(fresh));
+    late_.discard();  // the records after the last commit are redone, late ones with them
   }
 
  private:
@@ -74,18 +145,10 @@ class WindowStage final : public Stage {
     for (const WindowResult& w : closed_) emit_result(w, w.render(op_->config()), out);
     closed_.clear();
   }
-  void write_late(const Record& r) {
-    const int fd = ::open(late_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return;
-    std::string line(r.data);
-    line.push_back('\n');
-    (void)!::write(fd, line.data(), line.size());
-    ::close(fd);
-  }
 
   std::optional<WindowOperator> op_;
   std::vector<WindowResult> closed_;
-  std::string late_path_;
+  LateFile late_;
 };
 
 class BatchStage final : public Stage {
@@ -159,7 +222,8 @@ void register_stream_stages(StageRegistry& r) {
            {"allowed_lateness", ParamType::kDuration, "0",
             "event time: keep windows open this long after the watermark passes their end"},
            {"late_path", ParamType::kString, "",
-            "append late records to this file (else they are only counted)"},
+            "write late records to this file, one per line, exactly once (else they are only "
+            "counted); {worker} becomes the worker's index, required when workers > 1"},
            {"emit_partial", ParamType::kBool, "true", "emit windows still open at end of stream"},
            {"aggregate", ParamType::kString, "collect",
             "count, sum, min, max, mean, first, last or collect"},
@@ -172,7 +236,19 @@ void register_stream_stages(StageRegistry& r) {
       .make_stage = [] { return std::make_unique<WindowStage>(); },
       .check = [](const Params& p) -> Status {
         auto c = window_config_from_params(p, KeyBySpec{});
-        return c.ok() ? Status::Ok() : c.status();
+        if (!c.ok()) return c.status();
+        const std::string late = p.get_string("late_path");
+        if (late.empty()) return Status::Ok();
+        return base::check_writable_file(late_file_name(late, 0), "late_path");
+      },
+      .check_pool = [](const Params& p, std::uint32_t workers) -> Status {
+        const std::string late = p.get_string("late_path");
+        if (workers > 1 && !late.empty() && late.find("{worker}") == std::string::npos) {
+          return Status::InvalidArgument(
+              "late_path '" + late + "' would be shared by " + std::to_string(workers) +
+              " workers; put {worker} in it (one file per worker, e.g. late-{worker}.txt)");
+        }
+        return Status::Ok();
       },
       .state_bytes = state_size});
   (void)r.add(StageInfo{.name = "batch",

@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 
+#include "rivus/base/files.h"
 #include "rivus/base/process.h"
 
 namespace rivus::worker {
@@ -112,28 +112,7 @@ Status append_dead_letter(const std::string& path, const DeadLetter& d) {
 }
 
 Status check_dead_letter_path(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (!S_ISREG(st.st_mode)) {
-      return Status::InvalidArgument("dead-letter file " + path + " is not a regular file");
-    }
-    if (::access(path.c_str(), W_OK) != 0) {
-      return Status::IoError("dead-letter file " + path + " cannot be written", errno);
-    }
-    return Status::Ok();
-  }
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "."
-                          : slash == 0               ? "/"
-                                                     : path.substr(0, slash);
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Status::NotFound("dead-letter file " + path + ": directory " + dir + " does not exist");
-  }
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    return Status::IoError("dead-letter file " + path + ": directory " + dir + " is not writable",
-                           errno);
-  }
-  return Status::Ok();
+  return base::check_writable_file(path, "dead-letter file");
 }
 
 }  // namespace rivus::worker

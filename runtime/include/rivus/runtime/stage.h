@@ -141,6 +141,8 @@ struct StageInfo {
   // Extra checks of a stage's parameters beyond their types (e.g. a path that must exist);
   // returns a message naming the parameter, or an ok status.
   std::function<Status(const Params&)> check;
+  // Checks that depend on the pool's size (e.g. a file each worker owns); after `check`.
+  std::function<Status(const Params&, std::uint32_t workers)> check_pool;
   // Stateful stages: bytes of state each worker may keep (reserved twice in the segment).
   std::function<std::uint64_t(const Params&)> state_bytes;
   // Sources: how much the run will produce, known before it starts (the supervisor asks once).
