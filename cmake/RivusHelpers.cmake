@@ -3,9 +3,18 @@
 
 set(RIVUS_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
 
+# RIVUS_FUZZ: every library and program carries libFuzzer's coverage instrumentation (without its
+# main) and ASan+UBSan; any UBSan report is fatal. The fuzz targets themselves: rivus_add_fuzzer.
+set(RIVUS_FUZZ_SANITIZERS address,undefined)
+set(RIVUS_FUZZ_COMPILE_OPTIONS -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+
 function(rivus_apply_common target)
   target_compile_options(${target} PRIVATE ${RIVUS_WARNINGS})
-  if(RIVUS_SANITIZE)
+  if(RIVUS_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,${RIVUS_FUZZ_SANITIZERS}
+      ${RIVUS_FUZZ_COMPILE_OPTIONS})
+    target_link_options(${target} PRIVATE -fsanitize=${RIVUS_FUZZ_SANITIZERS})
+  elseif(RIVUS_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=${RIVUS_SANITIZE} -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=${RIVUS_SANITIZE})
   endif()
@@ -113,6 +122,22 @@ function(rivus_add_benchmark NAME)
     target_include_directories(${NAME} PRIVATE ${CMAKE_SOURCE_DIR}/${room}/src)
   endforeach()
   rivus_apply_common(${NAME})
+endfunction()
+
+# rivus_add_fuzzer(NAME SRCS ... DEPS ... [INTERNALS room ...])  (RIVUS_FUZZ builds only)
+# A libFuzzer target (LLVMFuzzerTestOneInput; libFuzzer's main), linked with ASan+UBSan and part
+# of the build target `rivus_fuzzers`. INTERNALS: the room's private headers, as for tests.
+function(rivus_add_fuzzer NAME)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;INTERNALS" ${ARGN})
+  add_executable(${NAME} ${ARG_SRCS})
+  target_link_libraries(${NAME} PRIVATE ${ARG_DEPS})
+  foreach(room IN LISTS ARG_INTERNALS)
+    target_include_directories(${NAME} PRIVATE ${CMAKE_SOURCE_DIR}/${room}/src)
+  endforeach()
+  target_compile_options(${NAME} PRIVATE ${RIVUS_WARNINGS}
+    -fsanitize=fuzzer,${RIVUS_FUZZ_SANITIZERS} ${RIVUS_FUZZ_COMPILE_OPTIONS})
+  target_link_options(${NAME} PRIVATE -fsanitize=fuzzer,${RIVUS_FUZZ_SANITIZERS})
+  set_property(GLOBAL APPEND PROPERTY RIVUS_FUZZERS ${NAME})
 endfunction()
 
 # Call once after every test is declared: one build target per test label, and a check that

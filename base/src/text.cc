@@ -71,6 +71,16 @@ std::string printable(std::string_view text, bool keep_newlines) {
   return out;
 }
 
+bool valid_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t n = utf8_length(text, i, &cp);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 void copy_bounded(std::string_view text, char* out, std::size_t size) {
   if (size == 0) return;
   std::size_t n = std::min(text.size(), size - 1);

@@ -87,7 +87,11 @@ PipelineSnapshot take_snapshot(const shm::Segment& seg, bool count_queued) {
   p.created_unix_ns = h.created_unix_ns;
   p.taken_mono_ns = base::monotonic_ns();
   const std::int64_t end = load_relaxed(h.finished_mono_ns);
-  p.uptime_s = static_cast<double>((end != 0 ? end : p.taken_mono_ns) - h.created_mono_ns) / 1e9;
+  // In double: a corrupt header's times must not overflow the subtraction (undefined behaviour;
+  // fuzz/corpus/segment/regress-uptime.seg). Real ones lose nothing a reading in seconds shows.
+  p.uptime_s = (static_cast<double>(end != 0 ? end : p.taken_mono_ns) -
+                static_cast<double>(h.created_mono_ns)) /
+               1e9;
   p.total_restarts = load_relaxed(h.total_restarts);
   const std::uint32_t worker_count = seg.worker_count();
   for (std::uint32_t s = 0; s < seg.stage_count(); ++s) {

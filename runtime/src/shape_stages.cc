@@ -62,8 +62,45 @@ std::string excerpt(std::string_view s) {
   return "'" + std::string(s.substr(0, kMax)) + "...'";
 }
 
+// libstdc++ 12 reads the number of a back-reference (\N) or of a repetition ({n,m}) into a long
+// without an overflow check: undefined behaviour for a long enough number (found by
+// fuzz/spec_fuzz). So such numbers are refused first. No regex needs one of 10 digits or more: a
+// count that large exceeds std::regex's limit of 100000 states anyway.
+bool has_overlong_number(const std::string& pattern) {
+  constexpr std::size_t kMaxDigits = 9;
+  const auto digits_at = [&](std::size_t i) {
+    std::size_t n = 0;
+    while (i + n < pattern.size() && pattern[i + n] >= '0' && pattern[i + n] <= '9') ++n;
+    return n;
+  };
+  bool in_class = false;   // [...]: a brace there is a literal
+  bool in_braces = false;  // {n,m}
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      if (digits_at(i + 1) > kMaxDigits) return true;
+      ++i;  // the escaped character is no bracket or brace
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '{' || (c == ',' && in_braces)) {
+      in_braces = true;
+      if (digits_at(i + 1) > kMaxDigits) return true;
+    } else if (c == '}') {
+      in_braces = false;
+    }
+  }
+  return false;
+}
+
 // Compiles `pattern` (ECMAScript); the error names the parameter.
 Result<std::regex> compile_regex(const std::string& param, const std::string& pattern) {
+  if (has_overlong_number(pattern)) {
+    return Status::InvalidArgument(param + " '" + pattern +
+                                   "' has a back-reference or repetition count of 10 digits or "
+                                   "more; expected at most 9");
+  }
   try {
     return std::regex(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {

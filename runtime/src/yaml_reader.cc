@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "rivus/base/text.h"
 #include "rivus/runtime/params.h"
 
 namespace rivus::detail {
@@ -193,6 +194,9 @@ Status YamlReader::read_mapping(const Node& node, const std::string& where,
 Status YamlReader::read_scalar(const Entry& e, const std::string& what, const std::string& expected,
                                std::string* out) const {
   if (!e.value.IsScalar()) return bad_value(e, what, expected);
+  // Every string of a spec may travel as JSON (the settings of a stage, spec_json.h), and JSON
+  // text is UTF-8. yaml-cpp passes any bytes through (a Latin-1 file's): they are refused here.
+  if (!base::valid_utf8(e.value.Scalar())) return bad_value(e, what, "valid UTF-8 text");
   *out = e.value.Scalar();
   return Status::Ok();
 }
@@ -283,6 +287,10 @@ Status YamlReader::read_list(const Entry& e, const std::string& what,
       return error(item.IsNull() ? e.value : item, "item " + std::to_string(i) + " of " + what +
                                                        " is " + describe(item) +
                                                        "; expected a string");
+    }
+    if (!base::valid_utf8(item.Scalar())) {
+      return error(item, "item " + std::to_string(i) + " of " + what + " is " + describe(item) +
+                             "; expected valid UTF-8 text");
     }
     out->push_back(item.Scalar());
   }

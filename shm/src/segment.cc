@@ -113,6 +113,11 @@ Status Segment::validate(const void* base_ptr, std::size_t size) {
       return Status::Corrupt(what + ": data at offset " + fmt_u64(r.data_offset) + " size " +
                              fmt_u64(r.capacity) + " lies outside the ring-data area");
     }
+    // Its records' headers are read in place: their 8-byte fields must be aligned.
+    if (r.data_offset % kCacheLine != 0) {
+      return Status::Corrupt(what + ": data at offset " + fmt_u64(r.data_offset) +
+                             " is not cache-line aligned");
+    }
     if (r.producer_worker >= workers.count || r.consumer_worker >= workers.count) {
       return Status::Corrupt(what + ": producer/consumer worker index outside the worker table");
     }

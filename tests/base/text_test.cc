@@ -41,6 +41,16 @@ TEST(PrintableTest, InvalidUtf8IsEscapedBytewise) {
   EXPECT_EQ(printable("\x80ok"), "\\x80ok");                         // a stray continuation byte
 }
 
+TEST(ValidUtf8Test, AcceptsShortestFormsAndRefusesTheRest) {
+  EXPECT_TRUE(valid_utf8(""));
+  EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(valid_utf8("caf\xe9"));           // Latin-1
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(valid_utf8("\xed\xb0\x80"));      // a surrogate (U+DC00)
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // beyond U+10FFFF
+  EXPECT_FALSE(valid_utf8("ab\xe2\x82"));        // cut short
+}
+
 TEST(CopyBoundedTest, NeverCutsInsideACharacter) {
   char out[6];
   copy_bounded("abcdefgh", out, sizeof out);

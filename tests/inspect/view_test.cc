@@ -1,10 +1,14 @@
 // Views from made-up snapshots (no segment, no process): rates over the window between two
-// snapshots, time shares, queue fill, percentiles, the bottleneck and the states shown.
+// snapshots, time shares, queue fill, percentiles, the bottleneck and the states shown. And
+// snapshots of synthetic segments whose header a corruption changed.
 #include "rivus/inspect/view.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+
+#include "test_segment.h"
 
 namespace rivus::inspect {
 namespace {
@@ -190,6 +194,21 @@ TEST(ViewTest, QueueRecordsAreCarriedToTheView) {
   PipelineSnapshot now = at(10, 10);
   now.stages[2].queue_records = 745;
   EXPECT_EQ(make_view(now, nullptr, true).stages[2].queue_records, 745u);
+}
+
+// Regression (seen while writing fuzz/segment_fuzz; its seed regress-uptime.seg replays it): the
+// uptime was one int64 subtraction of the header's creation time from now (or from the end), which
+// overflowed for a corrupt header's times (undefined behaviour; in practice an uptime of minus 292
+// years in `rivus stat`).
+TEST(SnapshotTest, CorruptCreationTimeGivesAFiniteUptimeNotAnOverflow) {
+  auto seg = shm::testing::make_segment("uptime", {4096});
+  seg.header().created_mono_ns = std::numeric_limits<std::int64_t>::min();
+  const double up = take_snapshot(seg).uptime_s;
+  EXPECT_TRUE(std::isfinite(up));
+  EXPECT_GT(up, 9.2e9) << "now minus the earliest time there is";
+  seg.header().created_mono_ns = std::numeric_limits<std::int64_t>::max();
+  seg.header().finished_mono_ns = std::numeric_limits<std::int64_t>::min();
+  EXPECT_LT(take_snapshot(seg).uptime_s, -1.8e10);
 }
 
 }  // namespace

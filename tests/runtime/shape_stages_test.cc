@@ -241,6 +241,23 @@ TEST(FilterStageTest, ChecksNameTheParameter) {
   EXPECT_THAT(load_error("use: filter, with: {op: '<', value: abc}"), HasSubstr("value"));
 }
 
+// Regression (found by fuzz/spec_fuzz): libstdc++ reads a back-reference's or a repetition
+// count's digits into a long unchecked, so `\55555555555555555555` in a regex overflowed it
+// (undefined behaviour) while the spec loaded. Ten digits or more are refused first; literal
+// digits, in a class or anywhere else, are not numbers and stay allowed.
+TEST(FilterStageTest, RegexWithAHugeNumberIsRefusedBeforeLibstdcxxOverflows) {
+  for (const char* regex : {"(a)\\55555555555555555555", "a{99999999999999999999}",
+                            "a{1,1234567890}", "[x]{0,12345678901}"}) {
+    EXPECT_THAT(load_error(std::string("use: filter, with: {regex: '") + regex + "'}"),
+                HasSubstr("has a back-reference or repetition count of 10 digits or more"))
+        << regex;
+  }
+  for (const char* regex : {"5551234567890", "a,12345678901", "[{,0123456789]", "(a)\\1{2,3}"}) {
+    const auto spec = spec_for(std::string("use: filter, with: {regex: '") + regex + "'}");
+    EXPECT_TRUE(spec.ok()) << regex << ": " << spec.status().to_string();
+  }
+}
+
 // ---- map -----------------------------------------------------------------------------------
 
 TEST(MapStageTest, FieldsPickAndReorder) {

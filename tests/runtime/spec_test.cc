@@ -694,6 +694,27 @@ TEST_F(SpecTest, GarbageNeverThrows) {
   }
 }
 
+// Regression (found by fuzz/spec_fuzz): a string that is not UTF-8 (a raw Latin-1 byte: yaml-cpp
+// passes such bytes through) loaded, and `rivus run` then died with "internal error" (exit 1)
+// when the stage's settings were written as JSON for an external worker. Such a string is now a
+// spec error at its line and column.
+TEST_F(SpecTest, StringThatIsNotUtf8IsASpecErrorNotACrashWhenSentAsJson) {
+  expect_invalid(three_stages() + "    with: {path: \"caf\xe9.txt\"}\n",
+                 "p.yaml:10:18:", "is 'caf\xe9.txt'; expected valid UTF-8 text");
+  const Result<PipelineSpec> list = parse_spec(
+      "name: p\nstages:\n  - {name: a, use: range, with: {count: 1}}\n"
+      "  - {name: b, use: exec, with: {cmd: [echo, \"\xff\"]}}\n  - {name: c, use: discard}\n",
+      "p.yaml");
+  ASSERT_FALSE(list.ok());
+  EXPECT_THAT(list.status().message(), StartsWith("p.yaml:4:"));
+  EXPECT_THAT(list.status().message(), HasSubstr("item 1 of"));
+  EXPECT_THAT(list.status().message(), HasSubstr("expected valid UTF-8 text"));
+  // Valid UTF-8 beyond ASCII loads as it always did.
+  const Result<PipelineSpec> ok = parse(three_stages() + "    with: {path: \"caf\xc3\xa9.txt\"}\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->stages[2].with.get_string("path"), "caf\xc3\xa9.txt");
+}
+
 // --- units and Params --------------------------------------------------------------------------
 
 TEST(ParseSizeTest, AcceptsBytesAndUnits) {

@@ -190,6 +190,61 @@ TEST(SpscRingTest, ReplacementViewsResumeAtPublishedIndices) {
   EXPECT_EQ(got, (std::vector<std::string>{"b", "c"}));
 }
 
+// Regressions found by fuzz/ring_fuzz: indices no producer writes (a stray write into the segment,
+// a torn descriptor) made the consumer hand out bytes nobody published, or spin in peek() for
+// ~2^64 / capacity laps. Each is now a corrupt ring that hands out nothing.
+TEST(SpscRingTest, TailMoreThanALapAheadIsCorruptNotReadAgain) {
+  auto seg = make_segment("lap", {4096});
+  SpscRing::Producer p(seg.ring(0));
+  ASSERT_EQ(p.try_push("a", 0), ReserveResult::kOk);
+  p.publish();
+  seg.ring_descriptor(0).tail += 4096;  // the same bytes would read as a second lap
+  SpscRing::Consumer c(seg.ring(0));
+  c.refresh();
+  EXPECT_EQ(c.peek(), nullptr);
+  EXPECT_TRUE(c.corrupt());
+}
+
+TEST(SpscRingTest, TailInsideASkippedLapEndIsCorruptNotReadPast) {
+  auto seg = make_segment("cutskip", {4096});
+  RingDescriptor& d = seg.ring_descriptor(0);
+  // 16 bytes before the lap's end: too short for a header, so a reader skips them. A tail 8 bytes
+  // in cuts the skip; the reader used to step over it and read the zeros at offset 0 as records.
+  d.head = 4096 - 16;
+  d.tail = 4096 - 8;
+  SpscRing::Consumer c(seg.ring(0));
+  c.refresh();
+  EXPECT_EQ(c.peek(), nullptr);
+  EXPECT_TRUE(c.corrupt());
+}
+
+TEST(SpscRingTest, PaddingThatRunsPastTheTailIsCorruptNotAnEndlessLoop) {
+  auto seg = make_segment("cutpad", {4096});
+  RingDescriptor& d = seg.ring_descriptor(0);
+  // A padding frame at offset 0 claims the whole lap, but only its 32-byte header is published:
+  // the reader used to skip to the lap's end, past the tail, and then lap the ring for ever.
+  auto* pad = reinterpret_cast<RecordHeader*>(seg.base() + d.data_offset);
+  pad->length = 0;
+  pad->flags = kRecordPadding;
+  d.head = 0;
+  d.tail = sizeof(RecordHeader);
+  SpscRing::Consumer c(seg.ring(0));
+  c.refresh();
+  EXPECT_EQ(c.peek(), nullptr);
+  EXPECT_TRUE(c.corrupt());
+}
+
+TEST(SpscRingTest, PositionOffTheRecordGridIsCorrupt) {
+  auto seg = make_segment("grid", {4096});
+  RingDescriptor& d = seg.ring_descriptor(0);
+  d.head = 4;  // every frame starts on a multiple of 8: a header here would be misaligned
+  d.tail = 4 + sizeof(RecordHeader);
+  SpscRing::Consumer c(seg.ring(0));
+  c.refresh();
+  EXPECT_EQ(c.peek(), nullptr);
+  EXPECT_TRUE(c.corrupt());
+}
+
 // Producer side of the stress tests: random sizes, published in random batch sizes, waiting
 // (spin, yield, futex) when full. Returns false if a deadline passed.
 bool produce(Segment& seg, std::uint64_t n, std::uint32_t max_len, WaitPolicy policy,

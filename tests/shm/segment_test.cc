@@ -264,6 +264,22 @@ TEST(SegmentAttachTest, RefusesOffsetsOutsideTheMapping) {
   }
 }
 
+// Regression (found by fuzz/segment_fuzz): a ring whose data_offset was inside the ring-data area
+// but off the 8-byte grid passed validation, and a consumer of it read misaligned record headers
+// (undefined behaviour). Creation places every ring page aligned; anything else is corrupt.
+TEST(SegmentAttachTest, RefusesRingDataThatIsNotAligned) {
+  auto seg = Segment::create(unique_name("aligned"), small_plan());
+  ASSERT_TRUE(seg.ok());
+  auto bytes = snapshot(seg.value());
+  auto* h = reinterpret_cast<SegmentHeader*>(bytes.data());
+  auto* rings = reinterpret_cast<RingDescriptor*>(bytes.data() + h->sections[2].offset);
+  rings[0].data_offset += 1;
+  const Status s = Segment::validate(bytes.data(), bytes.size());
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt);
+  EXPECT_NE(s.message().find("ring 0: data at offset"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("not cache-line aligned"), std::string::npos) << s.message();
+}
+
 TEST(SegmentAttachTest, RefusesRandomBytesWithoutCrashing) {
   std::mt19937_64 rng(7);
   for (int i = 0; i < 200; ++i) {

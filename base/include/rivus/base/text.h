@@ -13,6 +13,9 @@ namespace rivus::base {
 // printable text is unchanged. Log lines pass keep_newlines = false: one entry, one line.
 std::string printable(std::string_view text, bool keep_newlines = true);
 
+// Whether `text` is valid UTF-8: shortest forms only, no surrogates, nothing beyond U+10FFFF.
+bool valid_utf8(std::string_view text);
+
 // Copies at most `size - 1` bytes of `text` and a NUL into `out` (a fixed field of the segment),
 // cutting before a UTF-8 sequence that would not fit whole rather than inside it.
 void copy_bounded(std::string_view text, char* out, std::size_t size);

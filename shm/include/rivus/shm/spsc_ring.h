@@ -213,25 +213,25 @@ class SpscRing::Consumer {
 
   // The next published record, or nullptr when none is available in the cached snapshot (call
   // refresh() to look again). Skips padding. Returns nullptr and sets corrupt() if the bytes do
-  // not frame a record.
+  // not frame a record, or if the indices break the invariants: a tail more than a lap ahead, a
+  // position off the 8-byte grid every frame starts on, a skipped lap end that the tail cuts.
   [[nodiscard]] const RecordHeader* peek() noexcept {
+    if (cached_tail_ - read_pos_ > capacity_ || ((read_pos_ | cached_tail_) % kRecordAlign) != 0) {
+      return corrupt_frame();
+    }
     while (read_pos_ != cached_tail_) {
+      const std::uint64_t published = cached_tail_ - read_pos_;
       const std::uint64_t to_end = capacity_ - (read_pos_ & mask_);
-      if (to_end < sizeof(RecordHeader)) {
-        read_pos_ += to_end;
-        continue;
+      if (to_end >= sizeof(RecordHeader)) {
+        const auto* h = reinterpret_cast<const RecordHeader*>(data_ + (read_pos_ & mask_));
+        const std::uint64_t framed = framed_size(h->length);
+        if (framed > to_end || framed > published) return corrupt_frame();
+        if ((h->flags & kRecordPadding) == 0) return h;
       }
-      const auto* h = reinterpret_cast<const RecordHeader*>(data_ + (read_pos_ & mask_));
-      const std::uint64_t framed = framed_size(h->length);
-      if (framed > to_end || framed > cached_tail_ - read_pos_) {
-        corrupt_ = true;
-        return nullptr;
-      }
-      if (h->flags & kRecordPadding) {
-        read_pos_ += to_end;
-        continue;
-      }
-      return h;
+      // Padding, or a lap end too short for a header: the producer skipped to the lap's end
+      // before it published anything further, so the tail never lies inside the skip.
+      if (to_end > published) return corrupt_frame();
+      read_pos_ += to_end;
     }
     return nullptr;
   }
@@ -267,6 +267,11 @@ class SpscRing::Consumer {
   [[nodiscard]] bool corrupt() const noexcept { return corrupt_; }
 
  private:
+  const RecordHeader* corrupt_frame() noexcept {
+    corrupt_ = true;
+    return nullptr;
+  }
+
   RingDescriptor* desc_ = nullptr;
   const std::byte* data_ = nullptr;
   std::uint64_t mask_ = 0;
