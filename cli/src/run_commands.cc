@@ -53,6 +53,7 @@ struct RunArgs {
 int cmd_validate(const RunArgs& a) {
   if (int rc = prepare_registry(a.plugins); rc != kExitOk) return rc;
   auto spec = load_spec(a.spec);
+  if (!spec.ok()) hand_to_python(spec.status());  // returns only if it could not
   if (!spec.ok()) return fail(spec.status(), kExitUsage);
   unsigned workers = 0;
   for (const auto& s : spec->stages) workers += s.workers;
@@ -80,6 +81,7 @@ int cmd_run(const RunArgs& a) {
     return rc;
   }
   auto spec = load_spec(a.spec);
+  if (!spec.ok()) hand_to_python(spec.status());  // returns only if it could not
   if (!spec.ok()) {
     write_invalid_report(a.report, spec.status().message());
     return fail(spec.status(), kExitUsage);

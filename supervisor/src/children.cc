@@ -61,7 +61,7 @@ void Supervisor::spawn(std::uint32_t slot) {
   } else {
     pid = hand_to_spare(slot);
     if (pid > 0) ++stages_[ws.stage].from_spare;
-    if (pid == 0) pid = fork();
+    if (pid == 0) pid = fork_process();
     if (pid == 0) child_main(slot);
     if (pid < 0) {
       log_->error("fork failed for worker {}: {}", slot, std::strerror(errno));
@@ -82,6 +82,27 @@ void Supervisor::spawn(std::uint32_t slot) {
     shm::counter_add(ws.lost_ns, lost.count());
     p.died_at = {};
   }
+}
+
+// fork(), with the embedding program's hooks around it (RunOptions::fork_hooks).
+ForkHooks& default_fork_hooks() {
+  static ForkHooks hooks;
+  return hooks;
+}
+
+pid_t Supervisor::fork_process() {
+  const ForkHooks& given = options_.fork_hooks;
+  const ForkHooks& h = given.before || given.parent || given.child ? given : default_fork_hooks();
+  if (h.before) h.before();
+  const pid_t pid = fork();
+  const int err = errno;
+  if (pid == 0) {
+    if (h.child) h.child();
+  } else if (h.parent) {
+    h.parent();
+  }
+  errno = err;  // the caller reports a failed fork's reason
+  return pid;
 }
 
 // A spare, if one is ready, becomes the worker of `slot`: returns its pid, or 0 if there is none
@@ -126,7 +147,7 @@ void Supervisor::fork_spares() {
       spare_failed();
       return;
     }
-    const pid_t pid = fork();
+    const pid_t pid = fork_process();
     if (pid == 0) {
       close(fds[1]);
       spare_main(fds[0]);
@@ -223,3 +244,9 @@ void Supervisor::run_slot(std::uint32_t slot) {
 }
 
 }  // namespace rivus::supervisor
+
+namespace rivus {
+void set_default_fork_hooks(ForkHooks hooks) {
+  supervisor::default_fork_hooks() = std::move(hooks);
+}
+}  // namespace rivus

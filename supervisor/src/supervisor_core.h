@@ -34,6 +34,9 @@ class logger;
 
 namespace rivus::supervisor {
 
+// The hooks of runs that bring none (set_default_fork_hooks in supervisor.h).
+ForkHooks& default_fork_hooks();
+
 using Clock = std::chrono::steady_clock;
 
 // How a run ended; its name is the report's "status".
@@ -109,6 +112,7 @@ class Supervisor {
 
   // children.cc
   void spawn(std::uint32_t slot);
+  pid_t fork_process();
   pid_t hand_to_spare(std::uint32_t slot);
   void fork_spares();
   void retire_spares();
