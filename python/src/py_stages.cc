@@ -1,15 +1,12 @@
 #include "py_stages.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 
+#include "rivus/runtime/committed_file.h"
 #include "rivus/runtime/record.h"
 #include "rivus/runtime/stage.h"
 
@@ -170,52 +167,25 @@ class PythonSource final : public Source {
   std::string buf_;
 };
 
-// Frames of [seq u64][length u32][bytes], little-endian as the machine; buffered and written at
-// every commit, whose position is the file's length (a replacement truncates back to it).
+// Frames of [seq u64][length u32][bytes], little-endian as the machine, exactly once like the
+// `file` sink (rivus/runtime/committed_file.h).
 class CollectSink final : public Stage {
  public:
-  ~CollectSink() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
   Status open(StageContext& ctx) override {
-    path_ = ctx.params->get_string("path");
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::IoError("open " + path_, errno);
-    offset_ = ctx.position;
-    if (::ftruncate(fd_, static_cast<off_t>(offset_)) != 0) {
-      return Status::IoError("truncate " + path_, errno);
-    }
-    return Status::Ok();
+    return file_.open(ctx.params->get_string("path"), ctx.position, "collect", 0600);
   }
   void process(const Batch& batch, Emitter&) override {
     for (const Record& r : batch) {
       const auto len = static_cast<std::uint32_t>(r.data.size());
-      buf_.append(reinterpret_cast<const char*>(&r.seq), sizeof r.seq);
-      buf_.append(reinterpret_cast<const char*>(&len), sizeof len);
-      buf_.append(r.data);
+      file_.append(std::string_view(reinterpret_cast<const char*>(&r.seq), sizeof r.seq));
+      file_.append(std::string_view(reinterpret_cast<const char*>(&len), sizeof len));
+      file_.append(r.data);
     }
   }
-  std::uint64_t checkpoint() override {
-    std::size_t done = 0;
-    while (done < buf_.size()) {
-      const ssize_t n =
-          ::pwrite(fd_, buf_.data() + done, buf_.size() - done, static_cast<off_t>(offset_ + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        throw std::runtime_error(Status::IoError("write " + path_, n < 0 ? errno : EIO).message());
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    offset_ += buf_.size();
-    buf_.clear();
-    return offset_;
-  }
+  std::uint64_t checkpoint() override { return file_.flush(); }
 
  private:
-  int fd_ = -1;
-  std::string path_;
-  std::uint64_t offset_ = 0;
-  std::string buf_;
+  CommittedFile file_;
 };
 
 // "pkg.mod:attr.sub" imported; messages name what is missing.

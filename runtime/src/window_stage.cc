@@ -3,10 +3,7 @@
 // Both keep their state in the worker's state page, committed with every batch, so a worker
 // killed mid-window is replaced without losing or double-counting a record; window's side output
 // of late records (late_path) is committed the way the `file` sink is.
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -14,6 +11,7 @@
 #include "builtin.h"
 #include "rivus/base/clock.h"
 #include "rivus/base/files.h"
+#include "rivus/runtime/committed_file.h"
 #include "window.h"
 
 namespace rivus {
@@ -32,61 +30,6 @@ std::string late_file_name(std::string path, std::uint32_t worker) {
   return path;
 }
 
-// The window's side output of late records, exactly once like the `file` sink: records are held
-// in memory until the next commit, written then, and the file's length is committed as the
-// stage's position; a replacement (or a batch redone after an error) starts from that length.
-class LateFile {
- public:
-  LateFile() = default;
-  LateFile(const LateFile&) = delete;
-  LateFile& operator=(const LateFile&) = delete;
-  ~LateFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  // Opens `path` and cuts it to `committed` bytes (0 at the start of a run).
-  Status open(const std::string& path, std::uint64_t committed) {
-    path_ = path;
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) return Status::IoError("late_path: open " + path, errno);
-    offset_ = committed;
-    if (::ftruncate(fd_, static_cast<off_t>(offset_)) != 0) {
-      return Status::IoError("late_path: truncate " + path, errno);
-    }
-    return Status::Ok();
-  }
-  void add(const Record& r) {
-    if (fd_ < 0) return;  // no late_path: late records are only counted
-    buf_.append(r.data);
-    buf_.push_back('\n');
-  }
-  void discard() { buf_.clear(); }
-  // Writes what is held; returns the file's length. Throws if the file cannot take it, which
-  // stops the stage (exit code 3) before the commit that would have claimed those records.
-  std::uint64_t flush() {
-    if (fd_ < 0 || buf_.empty()) return offset_;
-    std::size_t done = 0;
-    while (done < buf_.size()) {
-      const ssize_t n =
-          ::pwrite(fd_, buf_.data() + done, buf_.size() - done, static_cast<off_t>(offset_ + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        throw std::runtime_error(
-            Status::IoError("late_path: write " + path_, n < 0 ? errno : EIO).message());
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    offset_ += buf_.size();
-    buf_.clear();
-    return offset_;
-  }
-
- private:
-  int fd_ = -1;
-  std::string path_;
-  std::uint64_t offset_ = 0;
-  std::string buf_;
-};
-
 std::size_t copy_state(const std::string& s, std::span<std::byte> out, const char* what) {
   if (s.size() > out.size()) {
     throw std::length_error(std::string(what) + " state needs " + std::to_string(s.size()) +
@@ -104,13 +47,18 @@ class WindowStage final : public Stage {
     if (!c.ok()) return c.status();
     op_.emplace(c.value());
     const std::string path = ctx.params->get_string("late_path");
-    if (!path.empty()) return late_.open(late_file_name(path, ctx.worker_index), ctx.position);
+    if (!path.empty()) {
+      return late_.open(late_file_name(path, ctx.worker_index), ctx.position, "late_path");
+    }
     return Status::Ok();
   }
   void process(const Batch& batch, Emitter& out) override {
     const std::int64_t now = base::realtime_ns();
     for (const Record& r : batch) {
-      if (!op_->add(r, now, closed_)) late_.add(r);
+      if (!op_->add(r, now, closed_) && late_.is_open()) {
+        late_.append(r.data);
+        late_.append("\n");
+      }
     }
     flush(out);
   }
@@ -148,7 +96,7 @@ class WindowStage final : public Stage {
 
   std::optional<WindowOperator> op_;
   std::vector<WindowResult> closed_;
-  LateFile late_;
+  CommittedFile late_;  // late_path's records, exactly once
 };
 
 class BatchStage final : public Stage {
